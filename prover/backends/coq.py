@@ -1,0 +1,335 @@
+"""Rocq/Coq backend: coqtop driven through pexpect, coqc for the full check.
+
+coqtop holds one linear branch of states, and ``BackTo`` drops every state after its target. A
+State's key is therefore the tactic path from the root: to apply a tactic to any state reached so
+far, the backend goes back to the longest prefix it shares with the live branch and replays the rest.
+Best-first search mostly expands siblings, so the replay is short; measured at ~2 ms a tactic it
+costs less than keeping a second coqtop per branch (~350 MB each with Reals loaded).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+import pexpect
+
+from .base import (BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
+                   Outcome, State, Theorem, TimedOut)
+from .coq_text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
+from .process import InteractiveProcess, ProcessLimits, WorkDir, run_once
+
+# Loaded before the trusted header, so it cannot override the header's imports or notations.
+DEFAULT_PRELUDE = "Require Import Lia Lra Psatz Ring Field.\nFrom Hammer Require Import Tactics."
+STANDARD_AXIOMS = (
+    "ClassicalDedekindReals.sig_forall_dec",
+    "ClassicalDedekindReals.sig_not_dec",
+    "FunctionalExtensionality.functional_extensionality_dep",
+    "Classical_Prop.classic",
+)
+_PROMPT = re.compile(r"<prompt>(\S*) < (\d+) \|([^|]*)\| (\d+) < </prompt>")
+_TAG = re.compile(r"<(infomsg|warning)>.*?</\1>", re.S)
+_ID = re.compile(r" \(ID \d+\)")
+_GOALS_HEAD = re.compile(r"^\d+ goals?\b")
+
+
+@dataclass(frozen=True)
+class CoqConfig:
+    coqtop: str = "coqtop"
+    coqc: str = "coqc"
+    flags: tuple[str, ...] = ()  # extra load-path flags (-R/-Q) for both coqtop and coqc
+    prelude: str = DEFAULT_PRELUDE
+    limits: ProcessLimits = field(default_factory=ProcessLimits)
+    open_timeout: float = 120.0  # header + statement
+    grace: float = 3.0  # beyond a tactic's Timeout before SIGINT, then again before restart
+    check_timeout: float = 600.0  # Qed can take far longer than the tactics
+    standard_axioms: tuple[str, ...] = STANDARD_AXIOMS
+
+
+@dataclass(frozen=True)
+class _Reply:
+    output: str  # with <infomsg>/<warning> blocks removed
+    sid: int
+    proof: str  # name of the open proof, "Coq" when none
+
+    @property
+    def error(self) -> str | None:
+        m = re.search(r"(?m)^Error:\s*(.*)", self.output, re.S)
+        return " ".join(m.group(1).split()) if m else None
+
+
+def normalize_goals(text: str) -> str:
+    """Goals as the model reads them: no volatile '(ID n)', no indentation, no blank padding."""
+    lines = [_ID.sub("", line).rstrip() for line in text.strip("\n").splitlines()]
+    lines = [line[2:] if line.startswith("  ") else line for line in lines]
+    out = [line for i, line in enumerate(lines) if line.strip() or (0 < i < len(lines) - 1 and
+                                                                    lines[i + 1].startswith("goal "))]
+    return "\n".join(out).strip()
+
+
+class CoqBackend:
+    name = "coq"
+
+    def __init__(self, config: CoqConfig | None = None) -> None:
+        self.config = config or CoqConfig()
+        self._proc: InteractiveProcess | None = None
+        self._workdir: WorkDir | None = None
+        self._theorem: Theorem | None = None
+        self._root: State | None = None
+        self._root_sid = 0
+        self._branch: list[tuple[str, int]] = []  # (tactic sentence, sid after it) on the live line
+        self.tactic_calls = 0  # sentences sent to coqtop, replays included
+
+    # -- process ---------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _start(self) -> None:
+        self._stop()
+        self._workdir = WorkDir("prover-coq-")
+        argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags]
+        try:
+            self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits)
+        except (OSError, pexpect.ExceptionPexpect) as e:
+            raise InitError(f"cannot start coqtop: {e}") from e
+        self._read(self.config.open_timeout)
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+        self._branch = []
+
+    def close(self) -> None:
+        self._stop()
+        self._theorem = None
+        self._root = None
+
+    def __enter__(self) -> "CoqBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read(self, timeout: float) -> _Reply:
+        assert self._proc is not None
+        spawn = self._proc.spawn
+        try:
+            spawn.expect(_PROMPT, timeout=timeout)
+        except pexpect.EOF as e:
+            raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})") from e
+        m = spawn.match
+        return _Reply(_TAG.sub("", spawn.before).strip(), int(m.group(2)), m.group(1))
+
+    def _send(self, sentence: str, timeout: float) -> _Reply:
+        assert self._proc is not None
+        if not self._proc.alive():
+            raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})")
+        self.tactic_calls += 1
+        try:
+            self._proc.spawn.sendline(sentence)
+        except OSError as e:
+            raise BackendCrash(f"coqtop pipe closed: {e}") from e
+        return self._read(timeout)
+
+    # -- theorem -----------------------------------------------------------------------------
+    def open(self, theorem: Theorem) -> State:
+        name = theorem_name(theorem.statement)
+        if name is None:
+            raise InitError("the statement does not start with Theorem/Lemma/... NAME")
+        if name != theorem.name:
+            raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
+        try:
+            sentences = [s.clean for s in split_sentences(self.config.prelude)]
+            header = [s.clean for s in split_sentences(theorem.header)]
+            statement = split_sentences(theorem.statement)
+        except CoqSyntaxError as e:
+            raise InitError(f"cannot read the theorem: {e}") from e
+        if len(statement) != 1:
+            raise InitError("the statement must be one sentence ending with '.'")
+        self._theorem = theorem
+        self._start()
+        for sentence in sentences + header:
+            reply = self._send(sentence, self.config.open_timeout)
+            if reply.error:
+                self._stop()
+                raise InitError(f"header sentence {sentence[:80]!r} fails: {reply.error}")
+        reply = self._send(statement[0].clean, self.config.open_timeout)
+        if reply.error or reply.proof != name:
+            self._stop()
+            raise InitError(f"the statement does not type-check: {reply.error or reply.output}")
+        goals = normalize_goals(reply.output)
+        reply = self._send("Proof.", self.config.open_timeout)
+        if reply.error:
+            self._stop()
+            raise InitError(f"Proof. fails: {reply.error}")
+        self._root_sid = reply.sid
+        self._root = State((), goals)
+        return self._root
+
+    def _reopen(self) -> None:
+        """Restart coqtop on the same theorem (after a hard timeout); states stay valid as paths."""
+        assert self._theorem is not None
+        self.open(self._theorem)
+
+    def goals(self, state: State) -> str:
+        return state.goals
+
+    def _goto(self, path: tuple[str, ...]) -> None:
+        """Make the live branch end at ``path``: back to the shared prefix, replay the rest."""
+        live = [t for t, _ in self._branch]
+        k = 0
+        while k < min(len(live), len(path)) and live[k] == path[k]:
+            k += 1
+        if k < len(live):
+            target = self._branch[k - 1][1] if k else self._root_sid
+            reply = self._send(f"BackTo {target}.", self.config.open_timeout)
+            if reply.error:
+                raise BackendCrash(f"BackTo failed: {reply.error}")
+            del self._branch[k:]
+        for tactic in path[k:]:
+            reply = self._send(tactic, self.config.open_timeout)
+            if reply.error:
+                raise BackendCrash(f"replaying {tactic!r} failed: {reply.error}")
+            self._branch.append((tactic, reply.sid))
+
+    def apply(self, state: State, tactic: str, timeout: float) -> Outcome:
+        if self._theorem is None:
+            raise BackendCrash("no theorem is open")
+        sentence, why = check_tactic(tactic)
+        if sentence is None:
+            return Failed(why, rejected=True)
+        path = tuple(state.key)
+        if self._proc is None:
+            self._reopen()
+        self._goto(path)
+        limit = max(1, math.ceil(timeout))
+        start = time.monotonic()
+        try:
+            reply = self._send(f"Timeout {limit} {sentence}", limit + self.config.grace)
+        except pexpect.TIMEOUT:
+            reply = self._interrupt()
+            if reply is None:
+                return TimedOut(time.monotonic() - start)
+        err = reply.error
+        if err is not None:
+            if err.startswith("Timeout!") or "User interrupt" in err:
+                return TimedOut(time.monotonic() - start)
+            return Failed(err)
+        sid_before = self._branch[-1][1] if self._branch else self._root_sid
+        if reply.sid == sid_before:
+            return Failed(reply.output or "no change")
+        self._branch.append((sentence, reply.sid))
+        new_path = path + (sentence,)
+        text = reply.output
+        if not (text == "No more goals." or _GOALS_HEAD.match(text)):
+            text = self._show()
+        if text == "No more goals.":
+            return Finished(State(new_path, ""))
+        if not _GOALS_HEAD.match(text):
+            return Failed(f"no goals to work on: {text}")
+        return Next(State(new_path, normalize_goals(text)))
+
+    def _show(self) -> str:
+        """Fetch the goals of the tip explicitly (a tactic that changes nothing prints nothing)."""
+        tip = self._branch[-1][1]
+        text = self._send("Show.", self.config.open_timeout).output
+        self._send(f"BackTo {tip}.", self.config.open_timeout)
+        return text
+
+    def _interrupt(self) -> _Reply | None:
+        """A tactic overran its Timeout: SIGINT, then restart coqtop if it still does not answer."""
+        assert self._proc is not None
+        self._proc.interrupt()
+        try:
+            return self._read(self.config.grace)
+        except pexpect.TIMEOUT:
+            self._reopen()
+            return None
+
+    # -- proof text and the full check ----------------------------------------------------------
+    def proof_text(self, tactics: list[str]) -> str:
+        """The proof as it goes after the statement: each tactic as the sentence coqtop ran."""
+        body = "".join(f"  {check_tactic(t)[0] or t}\n" for t in tactics)
+        return f"Proof.\n{body}Qed."
+
+    def check_source(self, theorem: Theorem, tactics: list[str]) -> str:
+        """The file the full check compiles: trusted text only, plus the filtered tactics."""
+        for t in tactics:
+            sentence, why = check_tactic(t)
+            if sentence is None:
+                raise ValueError(f"tactic {t!r} refused: {why}")
+        return (f"{self.config.prelude}\n{theorem.header}\n{theorem.statement}\n"
+                f"{self.proof_text(tactics)}\n"
+                f"Redirect \"assumptions\" Print Assumptions {theorem.name}.\n")
+
+    def check(self, theorem: Theorem, tactics: list[str]) -> CheckResult:
+        """Compile the whole file from scratch with coqc, then audit Print Assumptions."""
+        if theorem_name(theorem.statement) != theorem.name:
+            return CheckResult(False, "the statement does not declare the theorem's name")
+        try:
+            source = self.check_source(theorem, tactics)
+        except ValueError as e:
+            return CheckResult(False, str(e))
+        work = WorkDir("prover-check-")
+        try:
+            path = os.path.join(work.path, "ProverCheck.v")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(source)
+            run = run_once([self.config.coqc, "-q", *self.config.flags, "ProverCheck.v"], work.path,
+                           self.config.limits, self.config.check_timeout)
+            if run.timed_out:
+                return CheckResult(False, f"coqc ran past {self.config.check_timeout:.0f} s",
+                                   elapsed=run.elapsed, source=source)
+            if run.returncode != 0:
+                msg = " ".join((run.stderr + run.stdout).split())[-600:]
+                return CheckResult(False, f"coqc failed: {msg}", elapsed=run.elapsed, source=source)
+            try:
+                with open(os.path.join(work.path, "assumptions.out"), encoding="utf-8") as f:
+                    report = f.read()
+            except OSError:
+                return CheckResult(False, "Print Assumptions gave no output", elapsed=run.elapsed,
+                                   source=source)
+        finally:
+            work.cleanup()
+        ok, axioms, message = audit_assumptions(report, set(self.config.standard_axioms) |
+                                                set(theorem.allowed_axioms))
+        return CheckResult(ok, message, axioms, run.elapsed, source)
+
+    def info(self) -> BackendInfo:
+        try:
+            out = subprocess.run([self.config.coqtop, "-v"], capture_output=True, text=True,
+                                 timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+        m = re.search(r"version (\S+)", out)
+        return BackendInfo("coq", m.group(1) if m else "unknown")
+
+
+def audit_assumptions(report: str, allowed: set[str]) -> tuple[bool, tuple[str, ...], str]:
+    """Read Print Assumptions output: every listed assumption must be an allowed axiom."""
+    text = report.strip()
+    if text == "Closed under the global context":
+        return True, (), ""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "Axioms:":
+        return False, (), f"unexpected Print Assumptions output: {text[:200]}"
+    axioms: list[str] = []
+    for line in lines[1:]:
+        if not line.strip() or line[0].isspace():
+            continue  # the type of the previous entry, on continuation lines
+        m = re.match(r"(\S+)(?:\s+:.*)?$", line)
+        if not m:
+            return False, tuple(axioms), f"unexpected assumption: {line.strip()[:200]}"
+        axioms.append(m.group(1))
+    extra = [a for a in axioms if a not in allowed]
+    if extra:
+        return False, tuple(axioms), f"proof depends on non-standard axioms: {', '.join(extra)}"
+    return True, tuple(axioms), ""

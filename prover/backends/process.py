@@ -1,0 +1,152 @@
+"""The one place that starts and stops child processes.
+
+Every prover process runs in its own session (so its process group is its pid), under resource
+limits, in a working directory of its own (lia, nia and csdp write cache files there). It is
+stopped by its process group, never by name.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+import pexpect.popen_spawn
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ProcessLimits:
+    """Resource limits applied to a child before it runs its program."""
+
+    memory_bytes: int | None = 6 * 1024**3  # RLIMIT_AS
+    cpu_seconds: int | None = None  # RLIMIT_CPU
+    die_with_parent: bool = True  # SIGKILL the child if the thread that started it dies
+
+
+def _prepare_child(limits: ProcessLimits):
+    """Build the preexec hook: new session, rlimits, parent-death signal."""
+
+    def hook() -> None:
+        os.setsid()
+        if limits.memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        if limits.cpu_seconds:
+            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+        if limits.die_with_parent:
+            try:
+                ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            except OSError:  # not Linux: rely on the closed pipe instead
+                pass
+
+    return hook
+
+
+class WorkDir:
+    """A private temporary working directory, removed on cleanup."""
+
+    def __init__(self, prefix: str = "prover-") -> None:
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def stop_group(pid: int, grace: float = 1.0) -> None:
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _group_alive(pid):
+                return
+            time.sleep(0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # A zombie leader still "exists"; reap it if it is our child.
+    try:
+        done, _ = os.waitpid(pgid, os.WNOHANG)
+        if done == pgid:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return False
+    except ChildProcessError:
+        pass
+    return True
+
+
+class InteractiveProcess:
+    """A long-lived child driven through pipes with pexpect (no tty: no echo, no line limit)."""
+
+    def __init__(self, argv: list[str], cwd: str, limits: ProcessLimits, timeout: float = 30.0,
+                 env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.spawn = pexpect.popen_spawn.PopenSpawn(
+            argv, cwd=cwd, timeout=timeout, encoding="utf-8", codec_errors="replace",
+            preexec_fn=_prepare_child(limits), env=env, maxread=65536,
+        )
+        self.pid: int = self.spawn.pid
+
+    def alive(self) -> bool:
+        return self.spawn.proc.poll() is None
+
+    def interrupt(self) -> None:
+        """SIGINT the whole group (coqtop answers with 'User interrupt' and survives)."""
+        try:
+            os.killpg(self.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        try:
+            self.spawn.proc.stdin.close()
+        except OSError:
+            pass
+        stop_group(self.pid, grace=0.5)
+        try:
+            self.spawn.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+@dataclass(frozen=True)
+class CompletedRun:
+    returncode: int | None  # None when it was stopped at its time limit
+    stdout: str
+    stderr: str
+    elapsed: float
+    timed_out: bool
+
+
+def run_once(argv: list[str], cwd: str, limits: ProcessLimits, timeout: float) -> CompletedRun:
+    """Run a program to completion under limits; on timeout stop its whole group."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace",
+                            preexec_fn=_prepare_child(limits))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return CompletedRun(proc.returncode, out, err, time.monotonic() - start, False)
+    except subprocess.TimeoutExpired:
+        stop_group(proc.pid, grace=0.5)
+        out, err = proc.communicate()
+        return CompletedRun(None, out, err, time.monotonic() - start, True)
+    except BaseException:
+        stop_group(proc.pid, grace=0.5)
+        proc.wait()
+        raise

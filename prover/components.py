@@ -1,0 +1,50 @@
+"""Build backends and generators from their names: the one place the CLI, the runner and the REPL
+turn options into objects."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .backends.base import Backend
+from .models.base import Generator
+
+BACKENDS = ("coq",)
+GENERATORS = ("portfolio",)
+
+
+class ConfigError(ValueError):
+    """A bad option or input: reported as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    check_timeout: float = 600.0
+    memory_mb: int = 6144
+
+
+def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
+    options = options or BackendOptions()
+    if name == "coq":
+        from .backends.coq import CoqBackend, CoqConfig
+        from .backends.process import ProcessLimits
+
+        limits = ProcessLimits(memory_bytes=options.memory_mb * 1024 * 1024)
+        return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout))
+    raise ConfigError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
+
+
+def make_generator(name: str, backend: str, tactics_file: str | None = None) -> Generator:
+    from .models.portfolio import PortfolioGenerator
+
+    if tactics_file is not None:
+        try:
+            return PortfolioGenerator.from_file(tactics_file)
+        except OSError as e:
+            raise ConfigError(f"cannot read tactics file {tactics_file}: {e.strerror}") from e
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+    if name == "portfolio":
+        try:
+            return PortfolioGenerator.for_backend(backend)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+    raise ConfigError(f"unknown generator {name!r} (available: {', '.join(GENERATORS)})")

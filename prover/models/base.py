@@ -1,0 +1,46 @@
+"""The generator interface: goals text in, ranked tactic candidates out."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed tactic with its model log-probability."""
+
+    tactic: str
+    logprob: float  # sum of the tactic's token log-probs (true, unwarped)
+    num_tokens: int = 1
+
+    @property
+    def score(self) -> float:
+        """Length-normalised log-prob: Llemma's per-candidate score."""
+        return self.logprob / max(1, self.num_tokens)
+
+
+class Generator(ABC):
+    """Proposes tactics for a goal. Implementations: the portfolio, the Hugging Face LM, mixes."""
+
+    name: str = "generator"
+    model_id: str | None = None
+
+    @abstractmethod
+    def generate(self, goals: str, n: int) -> list[Candidate]:
+        """Up to ``n`` distinct candidates, best first."""
+
+    def generate_batch(self, goals: list[str], n: int) -> list[list[Candidate]]:
+        """Candidates for several open states at once; models override this to batch on the GPU."""
+        return [self.generate(g, n) for g in goals]
+
+
+def rank_candidates(candidates: list[Candidate], n: int) -> list[Candidate]:
+    """Drop empty and duplicate tactics (keeping the best score), sort best first, keep ``n``."""
+    best: dict[str, Candidate] = {}
+    for c in candidates:
+        t = c.tactic.strip()
+        if not t:
+            continue
+        if t not in best or c.score > best[t].score:
+            best[t] = Candidate(t, c.logprob, c.num_tokens)
+    return sorted(best.values(), key=lambda c: -c.score)[:n]

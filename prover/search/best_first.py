@@ -1,0 +1,211 @@
+"""Best-first proof search: expand the cheapest open state, try the generator's tactics on it.
+
+A proof is reported only after the backend's full check accepts it; a proof the check refuses is
+recorded and the search goes on.
+"""
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from ..backends.base import (Backend, BackendCrash, CheckResult, Failed, Finished, InitError, Next,
+                             Theorem, TimedOut)
+from ..models.base import Candidate, Generator
+from .tree import Edge, EdgeKind, Node, SearchTree, Status
+
+PRIORITIES = ("llemma", "reprover")
+FAILURE_REASONS = ("exhausted", "budget", "timeout", "crash", "init_error", "rejected", "cancelled")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    max_expansions: int = 100
+    candidates: int = 32  # per expansion
+    timeout: float = 600.0  # wall clock per theorem, seconds
+    tactic_timeout: float = 5.0
+    priority: str = "llemma"  # llemma: sum of -mean token log-prob; reprover: -sum of log-probs
+    expand_batch: int = 1  # open states sent to the generator in one call
+
+    def __post_init__(self) -> None:
+        if self.priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {PRIORITIES}")
+        for name in ("max_expansions", "candidates", "expand_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.timeout <= 0 or self.tactic_timeout <= 0:
+            raise ValueError("time limits must be positive")
+
+
+def step_cost(candidate: Candidate, priority: str) -> float:
+    """The cost one tactic adds to its path (lower is better)."""
+    if priority == "llemma":
+        return -candidate.score
+    return -candidate.logprob
+
+
+@dataclass(frozen=True)
+class Progress:
+    expansions: int
+    nodes: int
+    tactic_calls: int
+    best_depth: int
+    elapsed: float
+
+
+@dataclass
+class SearchResult:
+    theorem: str
+    proved: bool
+    tactics: list[str]
+    proof: str
+    expansions: int
+    tactic_calls: int
+    elapsed: float
+    failure_reason: str | None
+    failure_message: str = ""
+    axioms: list[str] = field(default_factory=list)
+    check_seconds: float = 0.0
+    generator_seconds: float = 0.0
+    backend_seconds: float = 0.0
+    tree: SearchTree | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("tree")
+        return d
+
+    def graph_json(self) -> str:
+        return self.tree.to_json() if self.tree else "{}"
+
+
+class _Search:
+    def __init__(self, theorem: Theorem, backend: Backend, generator: Generator, config: SearchConfig,
+                 on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None) -> None:
+        self.theorem, self.backend, self.generator, self.config = theorem, backend, generator, config
+        self.on_progress, self.cancel = on_progress, cancel
+        self.start = time.monotonic()
+        self.expansions = self.tactic_calls = 0
+        self.gen_seconds = self.backend_seconds = self.check_seconds = 0.0
+        self.tree: SearchTree | None = None
+        self.rejected: list[str] = []
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def result(self, proved: bool, reason: str | None, message: str = "", tactics: list[str] = (),
+               check: CheckResult | None = None) -> SearchResult:
+        tactics = list(tactics)
+        return SearchResult(
+            self.theorem.name, proved, tactics, self.backend.proof_text(tactics) if proved else "",
+            self.expansions, self.tactic_calls, self.elapsed(), reason, message,
+            list(check.axioms) if check else [], self.check_seconds, self.gen_seconds,
+            self.backend_seconds, self.tree)
+
+    def stop_reason(self) -> str | None:
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if self.elapsed() >= self.config.timeout:
+            return "timeout"
+        return None
+
+    def run(self) -> SearchResult:
+        try:
+            root = self.backend.open(self.theorem)
+        except InitError as e:
+            return self.result(False, "init_error", str(e))
+        except BackendCrash as e:
+            return self.result(False, "crash", str(e))
+        self.tree = SearchTree(root)
+        heap: list[tuple[float, int]] = [(0.0, 0)]
+        try:
+            while heap:
+                reason = self.stop_reason()
+                if reason:
+                    return self.result(False, reason)
+                if self.expansions >= self.config.max_expansions:
+                    return self.result(False, "budget")
+                batch: list[Node] = []
+                while heap and len(batch) < min(self.config.expand_batch,
+                                                self.config.max_expansions - self.expansions):
+                    node = self.tree.nodes[heapq.heappop(heap)[1]]
+                    if node.status == Status.OPEN and not node.expanded:
+                        batch.append(node)
+                if not batch:
+                    continue
+                found = self.expand(batch, heap)
+                if found is not None:
+                    return found
+        except BackendCrash as e:
+            return self.result(False, "crash", str(e))
+        if self.stop_reason():
+            return self.result(False, self.stop_reason())
+        if self.rejected:
+            return self.result(False, "rejected", self.rejected[-1])
+        return self.result(False, "exhausted")
+
+    def expand(self, batch: list[Node], heap: list[tuple[float, int]]) -> SearchResult | None:
+        t0 = time.monotonic()
+        proposals = self.generator.generate_batch([n.goals for n in batch], self.config.candidates)
+        self.gen_seconds += time.monotonic() - t0
+        for node, candidates in zip(batch, proposals):
+            self.expansions += 1
+            for cand in candidates[: self.config.candidates]:
+                if self.stop_reason():
+                    return None  # the loop reports it
+                found = self.try_tactic(node, cand, heap)
+                if found is not None:
+                    return found
+            self.tree.mark_expanded(node)
+            if self.on_progress:
+                self.on_progress(Progress(self.expansions, len(self.tree.nodes), self.tactic_calls,
+                                          self.tree.best_depth(), self.elapsed()))
+        return None
+
+    def try_tactic(self, node: Node, cand: Candidate, heap: list[tuple[float, int]]) -> SearchResult | None:
+        remaining = self.config.timeout - self.elapsed()
+        t0 = time.monotonic()
+        outcome = self.backend.apply(node.state, cand.tactic,
+                                     max(0.001, min(self.config.tactic_timeout, remaining)))
+        took = time.monotonic() - t0
+        self.backend_seconds += took
+        self.tactic_calls += 1
+        edge = Edge(node.id, cand.tactic, EdgeKind.FAILED, logprob=cand.logprob,
+                    num_tokens=cand.num_tokens, elapsed=took)
+        if isinstance(outcome, Failed):
+            edge.kind = EdgeKind.REJECTED if outcome.rejected else EdgeKind.FAILED
+            edge.message = outcome.message
+        elif isinstance(outcome, TimedOut):
+            edge.kind = EdgeKind.TIMEOUT
+        elif isinstance(outcome, Finished):
+            tactics = [e.tactic for e in self.tree.path(node)] + [cand.tactic]
+            t1 = time.monotonic()
+            check = self.backend.check(self.theorem, tactics)
+            self.check_seconds += time.monotonic() - t1
+            if check.ok:
+                edge.kind = EdgeKind.FINISHED
+                self.tree.add_edge(edge)
+                return self.result(True, None, tactics=tactics, check=check)
+            edge.kind = EdgeKind.UNVERIFIED
+            edge.message = check.message
+            self.rejected.append(check.message)
+        elif isinstance(outcome, Next):
+            existing = self.tree.find(outcome.state.goals)
+            if existing is not None:
+                edge.kind, edge.dst = EdgeKind.DUPLICATE, existing.id
+            else:
+                edge.kind = EdgeKind.NEXT
+                cost = node.cost + step_cost(cand, self.config.priority)
+                child = self.tree.add_node(outcome.state, edge, cost)
+                heapq.heappush(heap, (cost, child.id))
+        self.tree.add_edge(edge)
+        return None
+
+
+def search(theorem: Theorem, backend: Backend, generator: Generator, config: SearchConfig | None = None,
+           on_progress: Callable[[Progress], None] | None = None,
+           cancel: threading.Event | None = None) -> SearchResult:
+    """Search for a proof of ``theorem``. The caller owns the backend (and closes it)."""
+    return _Search(theorem, backend, generator, config or SearchConfig(), on_progress, cancel).run()
