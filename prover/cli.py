@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from . import __version__
 from .backends.base import Theorem
 from .backends.coq_text import CoqSyntaxError, find_theorem, theorem_name
-from .components import BACKENDS, GENERATORS, BackendOptions, ConfigError, make_backend, make_generator
+from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, make_backend,
+                         make_generator)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
@@ -61,9 +62,35 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                    help="open states sent to the generator at once (default %(default)s)")
     m = p.add_argument_group("generator")
     m.add_argument("--generator", choices=GENERATORS, default="portfolio",
-                   help="tactic generator (default %(default)s: model-free ranked tactics)")
+                   help="tactic generator (default %(default)s: model-free ranked tactics; hf: a causal LM; "
+                        "mix: the LM's candidates interleaved with the portfolio's)")
     m.add_argument("--tactics", metavar="FILE",
                    help="your own ranked tactic list, one per line (replaces the portfolio)")
+    m.add_argument("--model", metavar="PATH_OR_ID",
+                   help="causal LM for hf/mix: a local directory (e.g. from `prover train`) or a Hub id such "
+                        "as EleutherAI/llemma_7b (offline: from the local cache only)")
+    m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default %(default)s)")
+    m.add_argument("--decoding", choices=("beam", "sample"), default="beam",
+                   help="beam search with width = --candidates, or sampling (default %(default)s)")
+    m.add_argument("--temperatures", type=_temperatures, metavar="T[,T...]",
+                   help="sampling temperatures, one run of --candidates samples each, merged "
+                        "(default 1.0; 0 = a beam-search run)")
+    m.add_argument("--max-new-tokens", type=_positive(int), default=ModelOptions().max_new_tokens,
+                   help="longest tactic in tokens (default %(default)s)")
+
+
+def _temperatures(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not values or any(not (0 <= t < float("inf")) for t in values):
+        raise argparse.ArgumentTypeError(f"temperatures must be >= 0: {text!r}")
+    return values
+
+
+def model_options(args: argparse.Namespace) -> ModelOptions:
+    return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens)
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
@@ -96,7 +123,45 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--graph", metavar="FILE", help="write the search graph as node-link JSON")
     out.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(run=cmd_prove)
+
+    t = sub.add_parser("traces", help="collect (goals, tactic) training pairs from proofs of miniF2F-rocq valid",
+                       description="Run the search on miniF2F-rocq problems of the valid split and write the "
+                       "steps of every verified proof as JSONL for `prover train`. The test split is refused.")
+    t.add_argument("--split", default="valid", help="miniF2F split (only valid: never train on test)")
+    t.add_argument("--limit", type=_positive(int), help="first N problems of the split")
+    t.add_argument("--names", nargs="+", metavar="NAME", help="only these problems")
+    t.add_argument("--data", metavar="DIR", help="miniF2F data directory (default: shared/data/minif2f)")
+    t.add_argument("--out", required=True, metavar="FILE", help="trace file to write (JSONL)")
+    t.add_argument("--quiet", action="store_true", help="no live progress")
+    add_search_options(t)
+    t.set_defaults(run=cmd_traces, backend="coq", json=False)
+
+    r = sub.add_parser("train", help="train a small local tactic model on a trace file",
+                       description="Train a byte-level BPE tokenizer and a small Llama-architecture model on "
+                       "(goals, next tactic) pairs, in the backend's prompt format; save both to DIR, "
+                       "which `prover prove --generator hf --model DIR` loads.")
+    r.add_argument("--data", required=True, metavar="TRACES.jsonl", help="trace file (from `prover traces`)")
+    r.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    r.add_argument("--backend", choices=("coq", "lean4", "isabelle"), default="coq",
+                   help="prompt format of the traces (default %(default)s)")
+    dt = _train_defaults()
+    r.add_argument("--steps", type=_positive(int), default=dt.steps, help="optimizer steps (default %(default)s)")
+    r.add_argument("--batch-size", type=_positive(int), default=dt.batch_size, help="default %(default)s")
+    r.add_argument("--lr", type=_positive(float), default=dt.lr, help="peak learning rate (default %(default)g)")
+    r.add_argument("--vocab-size", type=_positive(int), default=dt.vocab_size, help="default %(default)s")
+    r.add_argument("--hidden", type=_positive(int), default=dt.hidden, help="model width (default %(default)s)")
+    r.add_argument("--layers", type=_positive(int), default=dt.layers, help="default %(default)s")
+    r.add_argument("--heads", type=_positive(int), default=dt.heads, help="default %(default)s")
+    r.add_argument("--seed", type=int, default=dt.seed, help="default %(default)s")
+    r.add_argument("--quiet", action="store_true", help="no live progress")
+    r.set_defaults(run=cmd_train)
     return parser
+
+
+def _train_defaults():
+    from .models.train import TrainConfig
+
+    return TrainConfig()
 
 
 def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
@@ -147,7 +212,7 @@ def _write_proof(path: str, span: tuple[str, int, int], proof: str) -> str:
 def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     theorem, span = _load_theorem(args)
     config = search_config(args)
-    generator = make_generator(args.generator, args.backend, args.tactics)
+    generator = _make_generator(args, console)
     backend = make_backend(args.backend, BackendOptions(args.check_timeout, args.memory_mb))
     try:
         result = _run_search(theorem, backend, generator, config, console, quiet=args.quiet or args.json)
@@ -160,11 +225,18 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     backup = _write_proof(args.file, span, result.proof) if (args.write and result.proved) else None
     if args.json:
         out = {"theorem": theorem.name, "backend": args.backend, "generator": generator.name,
-               "verified": result.proved, **result.to_dict()}
+               "model": generator.model_id, "verified": result.proved, **result.to_dict()}
         print(json.dumps(out))
     else:
         _print_result(console, result, backup)
     return EXIT_PROVED if result.proved else EXIT_NOT_PROVED
+
+
+def _make_generator(args: argparse.Namespace, console: Console):
+    if args.generator == "portfolio" or args.quiet or getattr(args, "json", False):
+        return make_generator(args.generator, args.backend, args.tactics, model_options(args))
+    with console.status(f"loading model {args.model}"):
+        return make_generator(args.generator, args.backend, args.tactics, model_options(args))
 
 
 def _run_search(theorem, backend, generator, config, console: Console, quiet: bool) -> SearchResult:
@@ -194,6 +266,69 @@ def _print_result(console: Console, r: SearchResult, backup: str | None) -> None
         msg = f": {r.failure_message}" if r.failure_message else ""
         out.print(f"[red]not proved[/red] {r.theorem} ({r.failure_reason}{msg})", highlight=False)
         out.print(stats, highlight=False)
+
+
+def cmd_traces(args: argparse.Namespace, console: Console) -> int:
+    from .models.traces import FORBIDDEN_SPLITS, collect_traces, write_traces
+    from .runs import minif2f
+
+    if args.split in FORBIDDEN_SPLITS:
+        raise ConfigError(f"traces come from the valid split only: training on {args.split!r} would leak "
+                          "the benchmark")
+    try:
+        problems = minif2f.load("coq", args.split, args.names, args.data, args.limit)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    config = search_config(args)
+    generator = _make_generator(args, console)
+    backend = make_backend("coq", BackendOptions(args.check_timeout, args.memory_mb))
+    proved = []
+    try:
+        with Progress(SpinnerColumn(), TextColumn("[bold]traces"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                      disable=args.quiet) as bar:
+            task = bar.add_task("traces", total=len(problems), info="")
+
+            def on_result(problem, result) -> None:
+                if result.proved:
+                    proved.append(problem.name)
+                bar.update(task, advance=1, info=f"proved {len(proved)} · {problem.name}")
+            steps = collect_traces(problems, backend, generator, config, on_result)
+    finally:
+        backend.close()
+    n = write_traces(args.out, steps)
+    Console().print(f"{len(proved)}/{len(problems)} proved; wrote {n} steps to {args.out}", highlight=False)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from .models.prompts import format_for
+    from .models.traces import read_traces
+    from .models.train import TrainConfig, train
+
+    try:
+        steps = read_traces(args.data)
+        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, vocab_size=args.vocab_size,
+                             hidden=args.hidden, layers=args.layers, heads=args.heads, seed=args.seed)
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.data}: {e.strerror}") from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if not steps:
+        raise ConfigError(f"{args.data}: no steps to train on")
+    with Progress(SpinnerColumn(), TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True,
+                  disable=args.quiet) as bar:
+        task = bar.add_task("train", total=config.steps, info="")
+        try:
+            report = train(steps, args.out, format_for(args.backend), config,
+                           on_step=lambda i, loss: bar.update(task, completed=i, info=f"loss {loss:.3f}"))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    Console().print(f"trained {report.parameters:,} parameters on {report.examples} examples "
+                    f"({report.skipped} too long) in {report.seconds:.1f} s; loss {report.first_loss:.3f} -> "
+                    f"{report.final_loss:.3f}; saved to {report.out_dir}", highlight=False, soft_wrap=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from .backends.base import Backend
 from .models.base import Generator
 
 BACKENDS = ("coq",)
-GENERATORS = ("portfolio",)
+GENERATORS = ("portfolio", "hf", "mix")
 
 
 class ConfigError(ValueError):
@@ -19,6 +19,17 @@ class ConfigError(ValueError):
 class BackendOptions:
     check_timeout: float = 600.0
     memory_mb: int = 6144
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The language model behind ``--generator hf|mix``."""
+
+    model: str | None = None  # a local directory or a Hugging Face Hub id
+    device: str = "auto"
+    decoding: str = "beam"  # beam | sample
+    temperatures: tuple[float, ...] | None = None  # default: (0,) for beam, (1,) for sample
+    max_new_tokens: int = 256
 
 
 def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
@@ -32,9 +43,15 @@ def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
     raise ConfigError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
 
 
-def make_generator(name: str, backend: str, tactics_file: str | None = None) -> Generator:
+def make_generator(name: str, backend: str, tactics_file: str | None = None,
+                   model: ModelOptions | None = None) -> Generator:
     from .models.portfolio import PortfolioGenerator
 
+    model = model or ModelOptions()
+    if name in ("hf", "mix"):
+        return _model_generator(name, backend, tactics_file, model)
+    if model.model is not None:
+        raise ConfigError(f"--model needs --generator hf or mix (not {name})")
     if tactics_file is not None:
         try:
             return PortfolioGenerator.from_file(tactics_file)
@@ -48,3 +65,25 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None) -> 
         except ValueError as e:
             raise ConfigError(str(e)) from e
     raise ConfigError(f"unknown generator {name!r} (available: {', '.join(GENERATORS)})")
+
+
+def _model_generator(name: str, backend: str, tactics_file: str | None, options: ModelOptions) -> Generator:
+    from .models.hf import HFConfig, HFGenerator, MixGenerator, ModelLoadError
+    from .models.prompts import format_for
+
+    if not options.model:
+        raise ConfigError(f"--generator {name} needs --model PATH_OR_ID")
+    if name == "hf" and tactics_file is not None:
+        raise ConfigError("--tactics goes with --generator portfolio or mix")
+    try:
+        prompt = format_for(backend)
+        temperatures = HFConfig.temperatures_for(options.decoding, options.temperatures)
+        config = HFConfig(options.model, options.device, temperatures, options.max_new_tokens)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    portfolio = make_generator("portfolio", backend, tactics_file) if name == "mix" else None
+    try:
+        model = HFGenerator.load(config, prompt)
+    except ModelLoadError as e:
+        raise ConfigError(str(e)) from e
+    return MixGenerator(model, portfolio) if portfolio is not None else model

@@ -14,9 +14,10 @@ from typing import Callable
 from ..backends.base import (Backend, BackendCrash, CheckResult, Failed, Finished, InitError, Next,
                              Theorem, TimedOut)
 from ..models.base import Candidate, Generator
+from .scoring import SCORERS, Scorer, make_scorer
 from .tree import Edge, EdgeKind, Node, SearchTree, Status
 
-PRIORITIES = ("llemma", "reprover")
+PRIORITIES = tuple(SCORERS)
 FAILURE_REASONS = ("exhausted", "budget", "timeout", "crash", "init_error", "rejected", "cancelled")
 
 
@@ -40,10 +41,8 @@ class SearchConfig:
 
 
 def step_cost(candidate: Candidate, priority: str) -> float:
-    """The cost one tactic adds to its path (lower is better)."""
-    if priority == "llemma":
-        return -candidate.score
-    return -candidate.logprob
+    """The cost one tactic adds to its path under a named rule (lower is better)."""
+    return make_scorer(priority).cost(0.0, candidate, None)
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,10 @@ class SearchResult:
 
 class _Search:
     def __init__(self, theorem: Theorem, backend: Backend, generator: Generator, config: SearchConfig,
-                 on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None) -> None:
+                 on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
+                 scorer: Scorer | None = None) -> None:
         self.theorem, self.backend, self.generator, self.config = theorem, backend, generator, config
+        self.scorer = scorer or make_scorer(config.priority)
         self.on_progress, self.cancel = on_progress, cancel
         self.start = time.monotonic()
         self.expansions = self.tactic_calls = 0
@@ -197,7 +198,7 @@ class _Search:
                 edge.kind, edge.dst = EdgeKind.DUPLICATE, existing.id
             else:
                 edge.kind = EdgeKind.NEXT
-                cost = node.cost + step_cost(cand, self.config.priority)
+                cost = self.scorer.cost(node.cost, cand, outcome.state)
                 child = self.tree.add_node(outcome.state, edge, cost)
                 heapq.heappush(heap, (cost, child.id))
         self.tree.add_edge(edge)
@@ -206,6 +207,8 @@ class _Search:
 
 def search(theorem: Theorem, backend: Backend, generator: Generator, config: SearchConfig | None = None,
            on_progress: Callable[[Progress], None] | None = None,
-           cancel: threading.Event | None = None) -> SearchResult:
-    """Search for a proof of ``theorem``. The caller owns the backend (and closes it)."""
-    return _Search(theorem, backend, generator, config or SearchConfig(), on_progress, cancel).run()
+           cancel: threading.Event | None = None, scorer: Scorer | None = None) -> SearchResult:
+    """Search for a proof of ``theorem``. The caller owns the backend (and closes it).
+
+    ``scorer`` replaces the rule named by ``config.priority`` (e.g. a value model)."""
+    return _Search(theorem, backend, generator, config or SearchConfig(), on_progress, cancel, scorer).run()
