@@ -56,7 +56,7 @@ STATE = "a b : ℕ\nh : a = b\n⊢ b = a"
 
 def test_lean_prompt_is_llemmas_verbatim():
     assert LEAN4.prompt(STATE) == LLEMMA_LEAN4 % STATE
-    assert format_for("lean_repl") is LEAN4 and format_for("leandojo") is LEAN4
+    assert format_for("lean-repl") is LEAN4 and format_for("leandojo") is LEAN4
 
 
 @pytest.mark.parametrize("fmt", [COQ, ISABELLE])

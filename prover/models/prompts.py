@@ -6,7 +6,8 @@ tactic after the last fence and ends it with another ``---`` line, where generat
 
 The Lean 4 text is Llemma's few-shot prompt verbatim. The Rocq and Isabelle examples are written for
 this project; their states are printed the way the backends print them (the Coq ones by coqtop 8.16
-through ``CoqBackend``), so a model sees the same shape in the examples and in the search.
+through ``CoqBackend``; the Isabelle ones as the bridge reports them, symbols in their ASCII form), so a
+model sees the same shape in the examples and in the search.
 """
 from __future__ import annotations
 
@@ -142,14 +143,14 @@ Next tactic:
 
 ISABELLE = PromptFormat(
     "isabelle",
-    prefix="""Given the Isabelle proof state, suggest a next proof step.
+    prefix=r"""Given the Isabelle proof state, suggest a next proof step.
 Here are some examples:
 
 Tactic state:
 ---
 proof (prove)
 goal (1 subgoal):
- 1. (∑i<n. 2 * i + 1) = n⇧2
+ 1. (\<Sum>i<n. 2 * i + 1) = n\<^sup>2
 ---
 Next tactic:
 ---
@@ -160,7 +161,7 @@ Tactic state:
 ---
 proof (prove)
 goal (1 subgoal):
- 1. 0 < x ⟹ x / x = (1::real)
+ 1. 0 < x \<Longrightarrow> x / x = (1::real)
 ---
 Next tactic:
 ---
@@ -171,7 +172,7 @@ Tactic state:
 ---
 proof (prove)
 goal (1 subgoal):
- 1. a + b = 10 ⟹ a - b = 2 ⟹ a = (6::int)
+ 1. a + b = 10 \<Longrightarrow> a - b = 2 \<Longrightarrow> a = (6::int)
 ---
 Next tactic:
 ---
@@ -189,8 +190,8 @@ Next tactic:
 
 FORMATS = {"lean4": LEAN4, "coq": COQ, "isabelle": ISABELLE}
 # Backend names (present and planned) and the format each one reads.
-BACKEND_FORMATS = {"coq": "coq", "rocq": "coq", "lean4": "lean4", "lean": "lean4", "lean_repl": "lean4",
-                   "leandojo": "lean4", "isabelle": "isabelle"}
+BACKEND_FORMATS = {"coq": "coq", "rocq": "coq", "lean4": "lean4", "lean": "lean4", "lean-repl": "lean4",
+                   "lean_repl": "lean4", "leandojo": "lean4", "isabelle": "isabelle"}
 
 
 def format_for(backend: str) -> PromptFormat:
