@@ -100,6 +100,7 @@ class InteractiveProcess:
             argv, cwd=cwd, timeout=timeout, encoding="utf-8", codec_errors="replace",
             preexec_fn=_prepare_child(limits), env=env, maxread=65536,
         )
+        self.spawn.delayafterread = None  # pexpect sleeps after each read by default: pure latency
         self.pid: int = self.spawn.pid
 
     def alive(self) -> bool:
