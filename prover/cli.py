@@ -96,6 +96,37 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--graph", metavar="FILE", help="write the search graph as node-link JSON")
     out.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(run=cmd_prove)
+
+    m = sub.add_parser("minif2f", help="run the miniF2F benchmark, one JSON line per theorem",
+                       description="Run miniF2F: every found proof is re-checked from scratch before it is "
+                       "logged as proved. Results are appended (flushed, fsynced) as each theorem finishes.")
+    m.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
+    m.add_argument("--split", choices=("valid", "test"), help="benchmark split (default: both)")
+    m.add_argument("--limit", type=_positive(int), help="only the first N theorems (file order)")
+    m.add_argument("--names", help="comma-separated theorem names")
+    m.add_argument("--data", metavar="DIR", help="miniF2F JSONL directory (default ../shared/data/minif2f)")
+    m.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file")
+    m.add_argument("--resume", action="store_true", help="skip theorems already in --out and append")
+    m.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1,
+                   help="worker processes, each with its own prover (default: number of cores)")
+    m.add_argument("--ray", metavar="local", choices=("local",), help="run as Ray actors on a local Ray")
+    m.add_argument("--ray-address", metavar="ADDR", help="run as Ray actors on this Ray cluster")
+    m.add_argument("--seed", type=int, default=0, help="seed recorded with the run (sampling generators)")
+    m.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
+    add_search_options(m)
+    m.set_defaults(run=cmd_minif2f)
+
+    v = sub.add_parser("verify", help="re-check every proved line of results files from scratch")
+    v.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
+    v.add_argument("--data", metavar="DIR", help="miniF2F JSONL directory (default ../shared/data/minif2f)")
+    v.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout)
+    v.set_defaults(run=cmd_verify)
+
+    r = sub.add_parser("report", help="pass rates, times and failure reasons of results files")
+    r.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
+    r.add_argument("--plot", metavar="FILE.png", help="draw cumulative proved vs wall time (matplotlib)")
+    r.add_argument("--data", metavar="DIR", help="miniF2F directory, for the Rocq reference numbers")
+    r.set_defaults(run=cmd_report)
     return parser
 
 
@@ -194,6 +225,72 @@ def _print_result(console: Console, r: SearchResult, backup: str | None) -> None
         msg = f": {r.failure_message}" if r.failure_message else ""
         out.print(f"[red]not proved[/red] {r.theorem} ({r.failure_reason}{msg})", highlight=False)
         out.print(stats, highlight=False)
+
+
+def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
+    from .runs.benchmark import run_minif2f
+    from .runs.results import ResultsError
+    from .runs.runner import RunSpec
+
+    if args.ray and args.ray_address:
+        raise ConfigError("give --ray local or --ray-address, not both")
+    make_generator(args.generator, args.backend, args.tactics)  # bad options fail here, before any work
+    spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
+                   BackendOptions(args.check_timeout, args.memory_mb), args.seed)
+    names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+    try:
+        summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,
+                              args.ray_address or args.ray, console, args.quiet)
+    except (ResultsError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    Console().print(f"{summary['proved']}/{summary['total']} proved ({summary['ran']} run now); results in "
+                    f"{args.out}", highlight=False)
+    return 0
+
+
+def _read_all(paths: list[str]):
+    from .runs.results import ResultsError, read_results
+    try:
+        return [read_results(p) for p in paths]
+    except ResultsError as e:
+        raise ConfigError(str(e)) from None
+
+
+def cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    from .runs.verify import verify_results
+
+    out = Console()
+    bad = total = 0
+    for rf in _read_all(args.results):
+        def show(v):
+            mark = "[green]ok[/green]" if v.ok else f"[red]MISMATCH[/red] {v.message}"
+            out.print(f"{v.split}/{v.name}: {mark}", highlight=False, soft_wrap=True)
+        try:
+            verdicts = verify_results(rf, args.data, BackendOptions(args.check_timeout), show)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        total += len(verdicts)
+        bad += sum(not v.ok for v in verdicts)
+    out.print(f"{total - bad}/{total} proofs re-checked ok" + (f", {bad} mismatches" if bad else ""),
+              highlight=False)
+    return 0 if bad == 0 else 1
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from .runs.minif2f import default_data_dir, load_compat
+    from .runs.report import plot, report
+
+    files = _read_all(args.results)
+    base = Path(args.data) if args.data else default_data_dir()
+    compat = load_compat(base) if (base / "rocq_compat.json").is_file() else None
+    report(files, Console(), compat)
+    if args.plot:
+        try:
+            plot(files, args.plot)
+        except ImportError:
+            raise ConfigError("--plot needs matplotlib: pip install 'prover[plot]'") from None
+        Console().print(f"plot written to {args.plot}", highlight=False)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,3 +151,35 @@ def run_once(argv: list[str], cwd: str, limits: ProcessLimits, timeout: float) -
         stop_group(proc.pid, grace=0.5)
         proc.wait()
         raise
+
+
+class WorkerProcess:
+    """A Python worker (multiprocessing, spawn start) in its own process group, talking over a pipe.
+
+    It dies with its parent (parent-death signal), and the prover processes it starts die with it.
+    """
+
+    def __init__(self, target, *args) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_entry, args=(target, child, *args), daemon=True)
+        self.proc.start()
+        child.close()
+        self.pid: int = self.proc.pid
+
+    def stop(self) -> None:
+        stop_group(self.pid, grace=1.0)
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+
+def _worker_entry(target, conn, *args) -> None:
+    os.setsid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
+    target(conn, *args)
