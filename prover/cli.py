@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ray", metavar="local", choices=("local",), help="run as Ray actors on a local Ray")
     m.add_argument("--ray-address", metavar="ADDR", help="run as Ray actors on this Ray cluster")
     m.add_argument("--seed", type=int, default=0, help="seed recorded with the run (sampling generators)")
+    m.add_argument("--grace", type=_positive(float), default=30.0,
+                   help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
+                        "and marks its theorem timeout (default %(default)g)")
     m.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
     add_search_options(m)
     m.set_defaults(run=cmd_minif2f)
@@ -236,7 +239,7 @@ def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError("give --ray local or --ray-address, not both")
     make_generator(args.generator, args.backend, args.tactics)  # bad options fail here, before any work
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
-                   BackendOptions(args.check_timeout, args.memory_mb), args.seed)
+                   BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     try:
         summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,

@@ -43,6 +43,9 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None) -> 
         except ValueError as e:
             raise ConfigError(str(e)) from e
     if name == "portfolio":
+        if backend == "coq":
+            from .models.coq_portfolio import CoqPortfolio
+            return CoqPortfolio()
         try:
             return PortfolioGenerator.for_backend(backend)
         except ValueError as e:

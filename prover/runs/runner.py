@@ -24,7 +24,6 @@ from ..components import BackendOptions, make_backend, make_generator
 from ..search.best_first import SearchConfig, search
 from .minif2f import Problem
 
-RUNNER_GRACE = 30.0  # seconds beyond search timeout + check timeout before the driver steps in
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,11 @@ class RunSpec:
     backend_options: BackendOptions = field(default_factory=BackendOptions)
     seed: int = 0
     versions: dict = field(default_factory=dict)
+    grace: float = 30.0  # beyond search timeout + check timeout before the driver stops a worker
 
     @property
     def deadline(self) -> float:
-        return self.search.timeout + self.backend_options.check_timeout + RUNNER_GRACE
+        return self.search.timeout + self.backend_options.check_timeout + self.grace
 
     def budgets(self) -> dict:
         return {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
