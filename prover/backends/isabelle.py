@@ -77,7 +77,7 @@ class IsabelleConfig:
     isabelle: str = field(default_factory=default_isabelle)  # the `isabelle` executable
     project_dir: str = field(default_factory=default_project_dir)  # holds ROOT and Prover_Bridge.thy
     session: str = "Prover_Base"  # logic image: the benchmark imports + the bridge commands
-    bridge_import: str = "Prover_Base.Prover_Bridge"
+    bridge_import: str = '"Prover_Base.Prover_Bridge"'
     session_dirs: tuple[str, ...] = ()  # more ROOT directories (e.g. the AFP's thys)
     include_sessions: tuple[str, ...] = ()
     options: tuple[str, ...] = ()  # Isabelle system options for session_start, e.g. "threads=4"
