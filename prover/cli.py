@@ -53,7 +53,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout,
                    help="seconds for the full re-check of a found proof (default %(default)g)")
     g.add_argument("--memory-mb", type=_positive(int), default=BackendOptions().memory_mb,
-                   help="address-space cap of each prover process in MiB (default %(default)s)")
+                   help="address-space cap of each prover process in MiB (default %(default)s; "
+                        "Isabelle: at least 32768, the JVM and Poly/ML reserve that much)")
     g.add_argument("--priority", choices=PRIORITIES, default=d.priority,
                    help="node priority: llemma = sum of -mean token log-probs on the path; "
                         "reprover = -cumulative log-prob (default %(default)s)")

@@ -141,6 +141,7 @@ class Checked:
 
     def __init__(self) -> None:
         self.messages: list[dict] = []
+        self.imported_errors: list[dict] = []  # errors located in another theory (an import)
         self.action: str | None = None  # hang-cancel | hang-deaf | crash
 
     def add(self, kind: str, text: str, line: int, file: str) -> None:
@@ -186,6 +187,11 @@ def check_theory(script: dict, path: Path, name: str) -> Checked:
         return out
     if outcome.get("hang"):
         out.action = "hang-" + outcome["hang"]
+        return out
+    if "import_error" in outcome:
+        out.imported_errors.append({"kind": "error", "message": outcome["import_error"],
+                                    "pos": _pos(3, "Imported.thy")})
+        out.add("writeln", f"{tag} proof\n{outcome.get('goals', '')}", marker_idx + 1, file)
         return out
     if "statement_error" in outcome:
         out.add("error", outcome["statement_error"], stmt_first, file)
@@ -236,7 +242,7 @@ def use_theories_reply(task: str, names: list[str], checks: list[Checked], maste
         node["status"]["failed"] = len(failed)
         node["status"]["ok"] = not failed
         nodes.append(node)
-        errors += failed
+        errors += failed + checked.imported_errors
     result = {"ok": not errors, "errors": errors, "nodes": nodes, "task": task}
     messages.append("FINISHED " + json.dumps(result, separators=(",", ":"), ensure_ascii=False))
     return messages

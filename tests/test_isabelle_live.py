@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from prover.backends.base import Failed, Finished, Next, Theorem, TimedOut
+from prover.backends.base import Failed, Finished, Next, State, Theorem, TimedOut
 from prover.backends.isabelle import IsabelleBackend, IsabelleConfig
 from prover.backends.isabelle_text import build_theory, read_audit
 from prover.runs.minif2f import load
@@ -15,8 +15,7 @@ pytestmark = [pytest.mark.isabelle,
                                                            "run `make isabelle`)")]
 
 STATEMENT = 'theorem live_add:\n  fixes x :: nat\n  assumes h0: "x = 2"\n  shows "x + x = 4"'
-PREAMBLE = ('definition f :: "nat \\<Rightarrow> nat" where "f x = x"\n'
-            'lemma loop: "f x = f (id x)" by (simp add: f_def)')
+PREAMBLE = 'definition f :: "nat \\<Rightarrow> nat" where "f x = x"'
 THEOREM = Theorem("live_add", STATEMENT, f"imports Complex_Main\n{PREAMBLE}\n")
 
 
@@ -39,14 +38,14 @@ def test_steps_states_and_full_check(backend):
     assert isinstance(fin, Finished) and fin.state.key[-1] == "done"
     check = backend.check(THEOREM, ["apply (subst h0)", "apply simp"])
     assert check.ok, check.message
-    assert backend.apply(root, "using h0 by simp", 20) == Finished(fin.state.__class__(("using h0 by simp",), ""))
+    assert backend.apply(root, "using h0 by simp", 20) == Finished(State(("using h0 by simp",), ""))
     unfinished = backend.check(THEOREM, ["apply (subst h0)"])
     assert not unfinished.ok
 
 
-def test_a_looping_step_is_interrupted(backend):
+def test_a_step_that_runs_too_long_is_interrupted(backend):
     root = backend.open(THEOREM)
-    out = backend.apply(root, "apply (simp add: loop)", 3)
+    out = backend.apply(root, "apply (sleep 100)", 3)  # Pure's `sleep` method: succeeds after a delay
     assert isinstance(out, TimedOut)
     assert isinstance(backend.apply(root, "using h0 by simp", 30), Finished)
 
@@ -65,7 +64,8 @@ def test_audit_sees_a_sorry(backend):
                           f"prover_audit {backend.tag} live_add")
     checked = backend._run(theory, 120)
     audit = read_audit(list(checked.messages), backend.tag)
-    assert audit is not None and audit.skip_proof
+    # either the session refuses sorry outright (no quick_and_dirty) or the audit sees the oracle
+    assert (audit is None and checked.errors) or (audit is not None and audit.skip_proof)
 
 
 def test_minif2f_reference_proof_checks(backend):

@@ -67,6 +67,8 @@ SCRIPT = {
                     "steps": {"sledgehammer [timeout = 3]": {"sledgehammer": "use_theories.Sledgehammer",
                                                              "goals": "proof (prove)\ngoal (1 subgoal):\n 1. n mod 2 = 0"},
                               "by fast": {"finished": True}}},
+        "bad_import": {"statement": 'theorem bad_import:\n  shows "True"',
+                       "root": {"import_error": "Bad theory import \"Missing.Theory\"", "goals": "proof (prove)"}},
         "bad_stmt": {"statement": 'theorem bad_stmt:\n  shows "x +"',
                      "root": {"statement_error": "Inner syntax error\\<^here>\nFailed to parse prop"}},
     },
@@ -236,6 +238,9 @@ def test_filtered_steps_never_reach_isabelle(backend, standin):
 def test_statement_errors_and_name_mismatch_are_init_errors(backend):
     with pytest.raises(InitError, match="statement does not check: Inner syntax error"):
         backend.open(Theorem("bad_stmt", 'theorem bad_stmt:\n  shows "x +"', HEADER))
+    # an error located in an imported theory (line 3 of another file) is not blamed on our line 3
+    with pytest.raises(InitError, match="header does not check: Bad theory import"):
+        backend.open(Theorem("bad_import", 'theorem bad_import:\n  shows "True"', HEADER))
     with pytest.raises(InitError, match="expected 'other'"):
         backend.open(Theorem("other", STATEMENT, HEADER))
     with pytest.raises(InitError, match="imports"):

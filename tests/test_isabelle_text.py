@@ -94,7 +94,9 @@ def test_success_result_messages_with_lines():
     payload = finished_payload("use_theories")
     assert payload["ok"] is True and result_errors(payload) == []
     msgs = node_messages(payload, "Example")
-    assert msgs == [Message("writeln", "theorem \\<forall>x. \\<exists>y. x = y", 5)]
+    assert msgs == [Message("writeln", "theorem \\<forall>x. \\<exists>y. x = y", 5, "Example.thy")]
+    assert msgs[0].in_file("Example") and not msgs[0].in_file("Other")
+    assert not Message("error", "x", None).in_file("Example")
     assert node_messages(payload, "Other") == []
 
 
@@ -222,3 +224,11 @@ def test_reading_the_bridge_commands_output():
     assert audit.name == "t" and not audit.skip_proof
     assert audit.oracles == ("Code_Generator.holds_by_evaluation", "Foo.bar")
     assert read_audit([Message("writeln", "other audit t skip_proof=false oracles=0\noracles:", 7)], tag) is None
+
+
+def test_the_isabelle_portfolio_passes_the_filter():
+    from prover.models.portfolio import PortfolioGenerator
+
+    tactics = PortfolioGenerator.for_backend("isabelle").tactics
+    assert "sledgehammer" in tactics and "using assms by auto" in tactics
+    assert all(check_step(t) == (t, "") for t in tactics if t != "sledgehammer")

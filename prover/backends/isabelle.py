@@ -57,8 +57,9 @@ from .process import InteractiveProcess, ProcessLimits, WorkDir
 # Llemma's Isabelle checker (after DSP) tries these before calling Sledgehammer.
 DSP_HEURISTICS = ("by auto", "by simp", "by blast", "by fastforce", "by force", "by eval", "by presburger",
                   "by sos", "by arith", "by linarith", "by (auto simp: field_simps)")
-# The JVM and Poly/ML reserve far more address space than they touch: a lower cap stops them at start.
-MIN_MEMORY_MB = 16384
+# An address-space cap, not a resident-memory one: the JVM (its heap, code cache, a 16 MB stack per
+# thread) and Poly/ML reserve far more address space than they touch; a lower cap stops them at start.
+MIN_MEMORY_MB = 32768
 ISABELLE_DIR = Path(__file__).resolve().parents[2] / "isabelle"
 INSTALL_HINT = "run `make isabelle` (downloads Isabelle2025 and builds the Prover_Base heap), " \
                "or set PROVER_ISABELLE to the isabelle executable"
@@ -132,8 +133,10 @@ class IsabelleServer:
         name = f"prover-{os.getpid()}-{secrets.token_hex(4)}"
         log = os.path.join(self.workdir, f"{name}.log")
         argv = [self.config.isabelle, "server", "-n", name, "-L", log]
+        # glibc gives each JVM thread its own 64 MB malloc arena: a few arenas keep the address space sane
+        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "4")}
         try:
-            self.proc = InteractiveProcess(argv, self.workdir, self.config.limits, self.config.start_timeout)
+            self.proc = InteractiveProcess(argv, self.workdir, self.config.limits, self.config.start_timeout, env)
         except (OSError, pexpect.ExceptionPexpect) as e:
             raise InitError(f"cannot start isabelle: {e}; {INSTALL_HINT}") from e
         spawn = self.proc.spawn
@@ -310,7 +313,9 @@ class IsabelleBackend:
             messages = node_messages(payload, theory.name)
             errors = [m for m in messages if m.kind == "error"]
             for e in result_errors(payload):
-                if not any(e.text == x.text and e.line == x.line for x in errors):
+                if not e.in_file(theory.name):  # e.g. in an imported theory: not on our lines
+                    e = Message(e.kind, e.text, None, e.file)
+                if not any(e.text == x.text and (e.line == x.line or e.line is None) for x in errors):
                     errors.append(e)
             return _Checked(theory, False, tuple(messages), tuple(errors), elapsed)
         raise AssertionError("unreachable")

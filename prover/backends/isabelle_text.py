@@ -8,6 +8,7 @@ quick_and_dirty, ...). Whatever a step does to the proof, the full check re-chec
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -265,6 +266,11 @@ class Message:
     kind: str  # writeln | warning | error | ...
     text: str
     line: int | None
+    file: str | None = None  # as the server gives it: a name or a path
+
+    def in_file(self, theory: str) -> bool:
+        """Whether the message is located in theory ``theory`` (unlocated messages are not)."""
+        return bool(self.file) and os.path.basename(self.file) == f"{theory}.thy"
 
 
 def clean_message(text: str) -> str:
@@ -281,7 +287,7 @@ def node_messages(payload: dict, theory: str | None = None) -> list[Message]:
             continue
         for msg in node.get("messages", []) or []:
             pos = msg.get("pos") or {}
-            out.append(Message(msg.get("kind", ""), str(msg.get("message", "")), pos.get("line")))
+            out.append(Message(msg.get("kind", ""), str(msg.get("message", "")), pos.get("line"), pos.get("file")))
     return out
 
 
@@ -289,7 +295,7 @@ def result_errors(payload: dict) -> list[Message]:
     out = []
     for msg in payload.get("errors", []) or []:
         pos = msg.get("pos") or {}
-        out.append(Message(msg.get("kind", "error"), str(msg.get("message", "")), pos.get("line")))
+        out.append(Message(msg.get("kind", "error"), str(msg.get("message", "")), pos.get("line"), pos.get("file")))
     return out
 
 
