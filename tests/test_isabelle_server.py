@@ -283,6 +283,29 @@ def test_crash_restarts_and_retries_once_then_raises(backend, standin):
     assert isinstance(backend.apply(root, "apply (subst h0)", 5), Next)
 
 
+def test_an_isabelle_that_does_not_start(tmp_path, standin):
+    exe = tmp_path / "broken-isabelle"
+    exe.write_text("#!/bin/sh\necho 'Bad Isabelle settings'\nexit 1\n")
+    exe.chmod(0o755)
+    b = IsabelleBackend(config(standin, isabelle=str(exe)))
+    with pytest.raises(InitError, match="did not start: Bad Isabelle settings"):
+        b.open(THEOREM)
+    b.close()
+    # one that starts once and then no more: a crash mid-search becomes BackendCrash, not InitError
+    once = tmp_path / "once-isabelle"
+    flag = tmp_path / "started"
+    once.write_text(f'#!/bin/sh\nif [ -e "{flag}" ]; then echo gone; exit 1; fi\ntouch "{flag}"\n'
+                    f'exec "{sys.executable}" "{STANDIN}" "$@"\n')
+    once.chmod(0o755)
+    b = IsabelleBackend(config(standin, isabelle=str(once)))
+    try:
+        root = b.open(THEOREM)
+        with pytest.raises(BackendCrash, match="cannot start the Isabelle server"):
+            b.apply(root, "apply (rule crash)", 5)
+    finally:
+        b.close()
+
+
 def test_restart_every_n_checks(standin):
     b = IsabelleBackend(config(standin, restart_every=2))
     try:

@@ -277,7 +277,10 @@ class IsabelleBackend:
     def _run(self, theory: TheoryText, timeout: float) -> _Checked:
         """Check one theory; restart and retry once if the server dies; BackendCrash the second time."""
         for attempt in (1, 2):
-            server = self._ensure_server()
+            try:
+                server = self._ensure_server()
+            except InitError as e:  # open() turns this back into InitError
+                raise BackendCrash(f"cannot start the Isabelle server: {e}") from e
             assert self._workdir is not None
             path = os.path.join(self._workdir.path, f"{theory.name}.thy")
             with open(path, "w", encoding="utf-8") as f:
@@ -339,7 +342,7 @@ class IsabelleBackend:
         try:
             checked = self._run(theory, self.config.open_timeout)
         except BackendCrash as e:
-            raise InitError(f"Isabelle crashed on the statement: {e}") from e
+            raise InitError(str(e)) from e
         if checked.timed_out:
             raise InitError(f"the statement took more than {self.config.open_timeout:.0f} s to load")
         first = theory.statement_lines[0]
