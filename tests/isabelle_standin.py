@@ -14,8 +14,8 @@ Two things were not recorded and are made here, in the recorded shapes: the answ
 (``OK {"isabelle_id":...,"isabelle_name":...}``, as the server source writes it) and the ``FAILED``
 of a cancelled task (``{"task":...,"message":"Interrupt"}``, as the System Manual documents it).
 
-Replay. ``use_theories`` of a theory named in the script's "replay" table answers with that
-recording verbatim.
+Replay. ``use_theories`` of a theory named in the script's "replay" table (or starting with a
+prefix in its "replay_prefix" table) answers with that recording verbatim.
 
 Script. Otherwise the stand-in reads the theory the client wrote, finds the statement the script
 names, takes the proof text between it and the bridge command (``prover_goals`` / ``prover_audit``),
@@ -281,7 +281,10 @@ def serve(client: Client, script: dict) -> None:
         elif name == "use_theories":
             args = json.loads(arg)
             names = args["theories"]
-            replay = script.get("replay", {})
+            replay = dict(script.get("replay", {}))
+            for prefix, recording in script.get("replay_prefix", {}).items():
+                if names[0].startswith(prefix):
+                    replay[names[0]] = recording
             if len(names) == 1 and names[0] in replay:
                 client.send(recorded_bytes(replay[names[0]]))
                 continue

@@ -362,6 +362,22 @@ def test_full_check_verdicts(backend):
     assert not renamed.ok and "name" in renamed.message
 
 
+@pytest.mark.parametrize("recording,why", [("use_theories.Fail", "Isabelle error: Failed to finish proof:"),
+                                           ("use_theories", "the theorem was not stored")])
+def test_full_check_on_recorded_replies(standin, recording, why, tmp_path):
+    # The real server's replies, verbatim, to the check theory: a recorded failure is an error; a
+    # recorded success that lacks the bridge's audit of *this* theorem is no proof either.
+    script = dict(SCRIPT, replay_prefix={"Prover_check_": recording})
+    Path(os.environ["PROVER_STANDIN_SCRIPT"]).write_text(json.dumps(script))
+    b = IsabelleBackend(config(standin))
+    try:
+        b.open(THEOREM)
+        result = b.check(THEOREM, ["using h0 by simp"])
+    finally:
+        b.close()
+    assert not result.ok and result.message.startswith(why)
+
+
 def test_search_end_to_end(backend, standin):
     generator = PortfolioGenerator(["apply auto", "apply (subst h0)", "apply simp"])
     result = search(THEOREM, backend, generator, SearchConfig(max_expansions=10, timeout=60, tactic_timeout=5))
