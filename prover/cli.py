@@ -53,7 +53,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout,
                    help="seconds for the full re-check of a found proof (default %(default)g)")
     g.add_argument("--memory-mb", type=_positive(int), default=BackendOptions().memory_mb,
-                   help="address-space cap of each prover process in MiB (default %(default)s)")
+                   help="address-space cap of each prover process in MiB (default %(default)s; "
+                        "Isabelle: at least 32768, the JVM and Poly/ML reserve that much)")
     g.add_argument("--priority", choices=PRIORITIES, default=d.priority,
                    help="node priority: llemma = sum of -mean token log-probs on the path; "
                         "reprover = -cumulative log-prob (default %(default)s)")
@@ -81,10 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prove", help="search for a proof of one theorem",
                        description="Search for a proof of one theorem. Exit code: 0 proved, "
                        "1 not proved, 2 bad input.")
-    p.add_argument("file", nargs="?", help="a .v file holding the theorem (its proof missing or Admitted.)")
+    p.add_argument("file", nargs="?", help="a .v file (Coq) or .thy file (Isabelle) holding the theorem "
+                   "(its proof missing, Admitted. or sorry)")
     p.add_argument("--theorem", metavar="NAME", help="the theorem to prove in FILE")
     p.add_argument("--statement", help='the statement itself, e.g. "Theorem t : 1 + 1 = 2."')
-    p.add_argument("--header", default="", help="imports and definitions before --statement")
+    p.add_argument("--header", default="", help="imports and definitions before --statement (Isabelle: "
+                   "'imports THEORIES' then definitions; default 'imports Complex_Main')")
     p.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
     p.add_argument("--allow-axiom", action="append", default=[], metavar="NAME",
                    help="an axiom the statement itself relies on, accepted by the full check (repeatable)")
@@ -130,11 +133,48 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plot", metavar="FILE.png", help="draw cumulative proved vs wall time (matplotlib)")
     r.add_argument("--data", metavar="DIR", help="miniF2F directory, for the Rocq reference numbers")
     r.set_defaults(run=cmd_report)
+
+    isa = sub.add_parser("isabelle", help="Isabelle project tasks",
+                         description="Isabelle project tasks (the bridge itself is --backend isabelle).")
+    isa_sub = isa.add_subparsers(dest="isabelle_command", required=True, parser_class=_Parser)
+    s = isa_sub.add_parser("setup", help="write the miniF2F theories (statement + sorry) and their ROOT",
+                           description="Write one theory per miniF2F problem (imports, preamble, statement, "
+                           "sorry) into isabelle/minif2f/{valid,test}/ with a ROOT for `isabelle build`.")
+    s.add_argument("--data", metavar="DIR", help="miniF2F data directory (default: shared/data/minif2f)")
+    s.add_argument("--out", metavar="DIR", help="output directory (default: isabelle/minif2f in the checkout)")
+    s.add_argument("--split", choices=("valid", "test"), help="only this split")
+    s.set_defaults(run=cmd_isabelle_setup)
     return parser
+
+
+def cmd_isabelle_setup(args: argparse.Namespace, console: Console) -> int:
+    from .backends.isabelle import default_project_dir
+    from .runs.isabelle_theories import setup
+
+    out = Path(args.out) if args.out else Path(default_project_dir()) / "minif2f"
+    try:
+        report = setup(out, args.data, args.split)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
+    splits = ", ".join(f"{n} {s}" for s, n in report.per_split.items())
+    Console().print(f"wrote {report.written} theories ({splits}) and ROOT under {report.out_dir}", highlight=False)
+    if report.outside_root:
+        Console().print(f"left out of ROOT (need AFP sessions): {', '.join(report.outside_root)}", highlight=False)
+    return 0
 
 
 def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
     """The theorem to prove, and for FILE mode the source plus the span its proof occupies."""
+    if args.backend == "isabelle":
+        from .backends.isabelle_text import load_theorem
+
+        try:
+            return load_theorem(args.file, args.theorem, args.statement, args.header, args.write,
+                                tuple(args.allow_axiom))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if args.file and args.statement:
         raise ConfigError("give either FILE --theorem NAME or --statement, not both")
     if args.statement:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .backends.base import Backend
 from .models.base import Generator
 
-BACKENDS = ("coq",)
+BACKENDS = ("coq", "isabelle")
 GENERATORS = ("portfolio",)
 
 
@@ -29,6 +29,8 @@ def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
 
         limits = ProcessLimits(memory_bytes=options.memory_mb * 1024 * 1024)
         return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout))
+    if name == "isabelle":
+        return _make_isabelle(options)
     raise ConfigError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
 
 
@@ -51,3 +53,21 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None) -> 
         except ValueError as e:
             raise ConfigError(str(e)) from e
     raise ConfigError(f"unknown generator {name!r} (available: {', '.join(GENERATORS)})")
+
+
+def _make_isabelle(options: BackendOptions) -> Backend:
+    """The Isabelle bridge; fails at once, in one line, when Isabelle or isabelle/ROOT is missing."""
+    import shutil
+    from pathlib import Path
+
+    from .backends.isabelle import INSTALL_HINT, MIN_MEMORY_MB, IsabelleBackend, IsabelleConfig
+    from .backends.process import ProcessLimits
+
+    config = IsabelleConfig(check_timeout=options.check_timeout,
+                            limits=ProcessLimits(memory_bytes=max(options.memory_mb, MIN_MEMORY_MB) * 1024 * 1024))
+    if shutil.which(config.isabelle) is None:
+        raise ConfigError(f"Isabelle is not installed (no `{config.isabelle}` on PATH): {INSTALL_HINT}")
+    if not (Path(config.project_dir) / "ROOT").is_file():
+        raise ConfigError(f"no Isabelle project at {config.project_dir} (expected its ROOT); "
+                          "set PROVER_ISABELLE_DIR to the repository's isabelle/ directory")
+    return IsabelleBackend(config)

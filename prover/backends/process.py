@@ -72,6 +72,48 @@ def stop_group(pid: int, grace: float = 1.0) -> None:
             time.sleep(0.01)
 
 
+def descendants(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (read from /proc), so that groups they made can be stopped too."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_tree(pid: int, grace: float = 1.0) -> None:
+    """Stop the group led by ``pid`` and every group led by one of its descendants.
+
+    Some provers start helpers in process groups of their own (Isabelle's bash_process does), which
+    stopping the leader's group alone would leave running.
+    """
+    family = [pid, *descendants(pid)]
+    own = os.getpgrp()
+    groups = []
+    for p in family:
+        try:
+            g = os.getpgid(p)
+        except (ProcessLookupError, PermissionError):
+            continue
+        if g != own and g in family and g not in groups:
+            groups.append(g)
+    if pid not in groups:
+        groups.insert(0, pid)
+    for g in groups:
+        stop_group(g, grace)
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -113,12 +155,16 @@ class InteractiveProcess:
         except ProcessLookupError:
             pass
 
-    def stop(self) -> None:
+    def stop(self, tree: bool = False) -> None:
+        """Close stdin and stop the group (``tree``: also the groups its descendants made)."""
         try:
             self.spawn.proc.stdin.close()
         except OSError:
             pass
-        stop_group(self.pid, grace=0.5)
+        if tree:
+            stop_tree(self.pid, grace=0.5)
+        else:
+            stop_group(self.pid, grace=0.5)
         try:
             self.spawn.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
