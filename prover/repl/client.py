@@ -34,6 +34,7 @@ class ReplClient:
     def __init__(self, write: Callable[[bytes], None], readline: Callable[[], bytes],
                  close: Callable[[], None]) -> None:
         self._write, self._readline, self._close = write, readline, close
+        self.tap: Callable[[str, dict], None] | None = None  # sees ("sent" | "received", message), in order
         self._write_lock = threading.Lock()
         self._queues: dict[str, queue.Queue] = {}
         self._lock = threading.Lock()
@@ -102,6 +103,8 @@ class ReplClient:
             self._queues.setdefault(id_key(request["id"]), queue.Queue())
         line = json.dumps(request) + "\n"
         with self._write_lock:
+            if self.tap:
+                self.tap("sent", request)
             try:
                 self._write(line.encode("ascii"))
             except (OSError, ValueError) as e:
@@ -178,6 +181,8 @@ class ReplClient:
         if not isinstance(message, dict) or "type" not in message:
             sys.stderr.write(line.decode("utf-8", "replace"))  # the REPL's own diagnostics
             return
+        if self.tap:
+            self.tap("received", message)
         with self._lock:
             q = self._queues.get(id_key(message.get("id"))) if message.get("id") is not None else None
         (q or self.unrouted).put(message)
