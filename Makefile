@@ -25,3 +25,4 @@ demo:
 
 bench:
 	$(PYTHON) benchmarks/search_overhead.py
+	$(PYTHON) benchmarks/repl_suggest_latency.py

@@ -202,7 +202,7 @@ def test_suggest_with_check_returns_only_tactics_that_really_succeed(repl: Repl)
 
 
 def test_prove_streams_progress_then_a_verified_result(repl: Repl) -> None:
-    repl.send(id="p1", cmd="prove", header=REALS, statement=FIELD, timeout=120)
+    repl.send(id="p1", cmd="prove", header=REALS, statement=FIELD, timeout=120, candidates=8)
     messages = repl.until("p1", timeout=120)
     *progress, result = messages
     assert progress and all(m["type"] == "progress" for m in progress)
@@ -211,7 +211,8 @@ def test_prove_streams_progress_then_a_verified_result(repl: Repl) -> None:
     assert result["type"] == "result" and result["verified"] and result["proved"]
     assert result["expansions"] > progress[0]["expansions"] or len(progress) > 1
     # The same fields as `prover prove --json`.
-    cli = subprocess.run([sys.executable, "-m", "prover", "prove", "--statement", ADD0, "--json"], cwd=ROOT,
+    cli = subprocess.run([sys.executable, "-m", "prover", "prove", "--statement", ADD0, "--json",
+                          "--max-expansions", "1", "--candidates", "1"], cwd=ROOT,
                          env=_env(), capture_output=True, text=True, timeout=120)
     assert set(json.loads(cli.stdout)) == set(result) - {"id", "type"}
     # Verified independently: the whole file compiled again from scratch.
@@ -331,6 +332,12 @@ def test_tcp_mode_listens_on_loopback_only_and_serves_several_clients() -> None:
             rb = b.send({"cmd": "suggest", "goal": goal, "n": 1})
             [ma], [mb] = list(a.responses(ra, timeout=30)), list(b.responses(rb, timeout=30))
             assert len(ma["candidates"]) == 2 and len(mb["candidates"]) == 1
+            # A third client: the `prover client` command.
+            cli = subprocess.run([sys.executable, "-m", "prover", "client", "--port", str(port),
+                                  json.dumps({"id": 7, "cmd": "suggest", "goal": goal, "n": 3})],
+                                 cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+            assert cli.returncode == 0, cli.stderr
+            assert [c["tactic"] for c in json.loads(cli.stdout)["candidates"]] == ["intros", "lia", "lra"]
             assert a.shutdown(timeout=30) == {"id": "c2", "type": "bye"}
         assert proc.wait(timeout=30) == 0
     finally:
@@ -341,15 +348,13 @@ def test_tcp_mode_listens_on_loopback_only_and_serves_several_clients() -> None:
 
 def test_client_command_prints_the_responses() -> None:
     goal = "n : nat\n============================\nn + 0 = n"
-    ok = subprocess.run([sys.executable, "-m", "prover", "client",
-                         json.dumps({"id": "a", "cmd": "suggest", "goal": goal, "n": 2})],
-                        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0, ok.stderr
-    [line] = ok.stdout.splitlines()
-    assert [c["tactic"] for c in json.loads(line)["candidates"]] == ["intros", "lia"]
-    bad = subprocess.run([sys.executable, "-m", "prover", "client", '{"cmd": "suggest"}'],
+    run = subprocess.run([sys.executable, "-m", "prover", "client",
+                          json.dumps({"id": "a", "cmd": "suggest", "goal": goal, "n": 2}), '{"cmd": "suggest"}'],
                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and json.loads(bad.stdout)["type"] == "error"
+    assert run.returncode == 1, run.stderr  # one response is an error
+    replies = {m["id"]: m for m in map(json.loads, run.stdout.splitlines())}
+    assert [c["tactic"] for c in replies["a"]["candidates"]] == ["intros", "lia"]
+    assert replies["c1"]["type"] == "error" and "goal" in replies["c1"]["message"]
     usage = subprocess.run([sys.executable, "-m", "prover", "client", "{not json"],
                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
-    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr and "not JSON" in usage.stderr
