@@ -48,7 +48,11 @@ class ReplClient:
     @classmethod
     def spawn(cls, repl_args: list[str] | tuple[str, ...] = (), cwd: str | None = None,
               env: dict[str, str] | None = None) -> "ReplClient":
-        """Start `python -m prover repl` as a child (in its own process group, like every child)."""
+        """Start `python -m prover repl` as a child (in its own process group, like every child).
+
+        The REPL is killed if the thread that called this ends (``ProcessLimits.die_with_parent``):
+        spawn from a thread that outlives the client.
+        """
         argv = [sys.executable, "-m", "prover", "repl", *repl_args]
         # No memory cap on the REPL itself: its provers get their own caps, which they could not
         # raise above an inherited one.

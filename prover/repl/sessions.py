@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
-from ..backends.base import Backend, Failed, Finished, Next, State, Theorem, TimedOut
+from ..backends.base import Backend, Failed, Next, State, Theorem, TimedOut
 from ..components import BackendOptions
 
 MAX_REMEMBERED_STATES = 512
