@@ -74,7 +74,10 @@ class Repl:
 
     def _read(self) -> None:
         for line in self.proc.stdout:
-            self.lines.put(json.loads(line))  # every stdout line must be JSON
+            try:
+                self.lines.put(json.loads(line))
+            except ValueError:  # every stdout line must be JSON: make the test fail on it
+                self.lines.put({"id": "?", "type": "not-json", "line": line.decode(errors="replace")})
         self.lines.put(None)
 
     def send_raw(self, data: bytes) -> None:
