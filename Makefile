@@ -25,6 +25,7 @@ demo:
 
 bench:
 	$(PYTHON) benchmarks/search_overhead.py
+	$(PYTHON) benchmarks/repl_suggest_latency.py
 
 # Isabelle for `--backend isabelle` (needs internet; nothing of it runs in CI). Downloads the
 # Isabelle2025 Linux bundle (~1 GB download, ~3 GB unpacked: JDK, Poly/ML, E, Vampire, Z3, cvc5),

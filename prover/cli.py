@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -144,6 +145,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="DIR", help="output directory (default: isabelle/minif2f in the checkout)")
     s.add_argument("--split", choices=("valid", "test"), help="only this split")
     s.set_defaults(run=cmd_isabelle_setup)
+
+    r = sub.add_parser("repl", help="serve editors and scripts: JSON Lines requests (docs/repl.md)",
+                       description="Answer prove/suggest/check/cancel/shutdown requests, one JSON object a "
+                       "line, on stdin/stdout (or on 127.0.0.1:PORT). The options set the defaults of "
+                       "the requests' fields. Protocol: docs/repl.md.")
+    r.add_argument("--port", type=int, metavar="N",
+                   help="serve on 127.0.0.1:N (0: any free port, printed on stderr) instead of stdin/stdout")
+    r.add_argument("--backend", choices=BACKENDS, default="coq", help="default backend (default %(default)s)")
+    r.add_argument("--workers", type=_positive(int), default=4,
+                   help="requests run at once (default %(default)s)")
+    r.add_argument("--keep-sessions", type=int, default=2, metavar="N",
+                   help="idle suggest sessions kept open for the next request on the same theorem "
+                        "(default %(default)s; 0: none)")
+    add_search_options(r)
+    r.set_defaults(run=cmd_repl)
+
+    c = sub.add_parser("client", help="send requests to a prover repl and print its responses",
+                       description="Send requests (JSON objects, from the arguments or one a line on stdin) "
+                       "to a new `prover repl`, or to `prover repl --port N`, and print every response "
+                       "line. Exit code: 0, 1 when a response is an error, 2 bad input.")
+    c.add_argument("requests", nargs="*", metavar="REQUEST", help='e.g. \'{"cmd": "suggest", "goal": "..."}\'')
+    c.add_argument("--port", type=int, metavar="N", default=_env_port(),
+                   help="connect to 127.0.0.1:N rather than start a REPL (default: $PROVER_REPL_PORT)")
+    c.add_argument("--no-progress", action="store_true", help="leave out progress lines")
+    c.set_defaults(run=cmd_client)
     return parser
 
 
@@ -163,6 +189,13 @@ def cmd_isabelle_setup(args: argparse.Namespace, console: Console) -> int:
     if report.outside_root:
         Console().print(f"left out of ROOT (need AFP sessions): {', '.join(report.outside_root)}", highlight=False)
     return 0
+
+
+
+
+def _env_port() -> int | None:
+    value = os.environ.get("PROVER_REPL_PORT", "")
+    return int(value) if value.isdigit() else None
 
 
 def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
@@ -334,6 +367,58 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError("--plot needs matplotlib: pip install 'prover[plot]'") from None
         Console().print(f"plot written to {args.plot}", highlight=False)
     return 0
+
+def cmd_repl(args: argparse.Namespace, console: Console) -> int:
+    from .repl.protocol import Defaults
+    from .repl.server import Server, ServerConfig, serve_stdio, serve_tcp
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, not {args.port}")
+    if args.keep_sessions < 0:
+        raise ConfigError("--keep-sessions must be 0 or more")
+    defaults = Defaults(search_config(args), BackendOptions(args.check_timeout, args.memory_mb), args.backend,
+                        args.generator, args.tactics)
+    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions),
+                    lambda name, backend, tactics: make_generator(name, backend, tactics))
+    server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+    if args.port is None:
+        return serve_stdio(server)
+    try:
+        return serve_tcp(server, args.port, lambda host, port: console.print(
+            f"prover repl: listening on {host}:{port}", highlight=False))
+    except OSError as e:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror}") from None
+
+
+def cmd_client(args: argparse.Namespace, console: Console) -> int:
+    from .repl.client import ReplClient, run_requests
+
+    lines = args.requests or [line for line in sys.stdin if line.strip()]
+    requests = []
+    for line in lines:
+        try:
+            request = json.loads(line)
+        except ValueError as e:
+            raise ConfigError(f"a request is not JSON: {e}") from None
+        if not isinstance(request, dict):
+            raise ConfigError("a request is a JSON object")
+        requests.append(request)
+    if args.port is not None:
+        try:
+            client = ReplClient.connect(args.port)
+        except OSError as e:
+            raise ConfigError(f"cannot connect to 127.0.0.1:{args.port}: {e.strerror}") from None
+    else:
+        client = ReplClient.spawn()
+    lock = threading.Lock()  # responses arrive on several threads: one whole line at a time
+
+    def emit(message: dict) -> None:
+        with lock:
+            sys.stdout.write(json.dumps(message) + "\n")
+            sys.stdout.flush()
+
+    with client:
+        return run_requests(client, requests, emit, progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:

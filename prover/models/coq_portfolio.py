@@ -77,8 +77,8 @@ class GoalShape:
 
 def coq_tactics(shape: GoalShape) -> list[str]:
     """Ranked tactics for one goal shape."""
-    if shape.introducible:
-        return ["intros"]
+    if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
+        return ["intros", "lia", "easy"]
     c = shape.conclusion
     real = shape.mentions("R") or "%R" in shape.text
     integer = shape.mentions("Z") or shape.mentions("nat") or "%Z" in shape.text or "%nat" in shape.text
