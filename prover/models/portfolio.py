@@ -46,7 +46,30 @@ COQ_PORTFOLIO = (
     "right",
 )
 
-PORTFOLIOS = {"coq": COQ_PORTFOLIO}
+# Lean 4 + Mathlib closers and openers, ranked for miniF2F-style algebra and number theory.
+LEAN_PORTFOLIO = (
+    "norm_num",
+    "linarith",
+    "nlinarith",
+    "simp",
+    "omega",
+    "decide",
+    "ring",
+    "ring_nf",
+    "field_simp",
+    "positivity",
+    "simp_all",
+    "aesop",
+    "intro",
+    "intros",
+    "constructor",
+    "norm_num at *",
+    "rfl",
+    "tauto",
+    "exact?",
+)
+
+PORTFOLIOS = {"coq": COQ_PORTFOLIO, "lean-repl": LEAN_PORTFOLIO, "leandojo": LEAN_PORTFOLIO}
 
 
 class PortfolioGenerator(Generator):
