@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,6 +143,8 @@ def test_goals_read_like_leandojo_state_pp(tmp_path):
         two = b.apply(root, "apply And.intro", 5)
         assert two.state.goals == ("case left\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p\n\n"
                                    "case right\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ r")
+        os.environ.setdefault("CACHE_DIR", str(Path(tempfile.gettempdir()) / "prover-tests-lean-dojo-cache"))
+        os.environ.setdefault("DISABLE_REMOTE_CACHE", "1")
         lean_dojo = pytest.importorskip("lean_dojo", reason="lean-dojo 4.20.0 not installed")
         # LeanDojo's own goal parser reads the text as two goals with their hypotheses.
         parsed = lean_dojo.TacticState(two.state.goals, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from typing import Union
 
@@ -189,8 +190,10 @@ class ReplSession:
                 raise ProtocolError(f"reply is not JSON: {chunk[-300:]!r}") from e
 
     def _exit_report(self) -> str:
-        self._proc.spawn.proc.poll()
-        status = self._proc.spawn.proc.returncode
+        try:  # its output ended: give it a moment to exit, to report how it ended
+            status = self._proc.spawn.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            status = None
         tail = " ".join("\n".join(self.noise).split())[-400:]
         return f"the REPL exited (status {status})" + (f": {tail}" if tail else "")
 
