@@ -2,7 +2,7 @@
 turn options into objects."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .backends.base import Backend
 from .models.base import Generator
@@ -40,9 +40,8 @@ def _make_lean_backend(name: str, options: BackendOptions) -> Backend:
     from .backends.process import ProcessLimits
 
     repl = LeanReplConfig(check_timeout=options.check_timeout)
-    if options.memory_mb:
-        repl = LeanReplConfig(check_timeout=options.check_timeout,
-                              limits=ProcessLimits(memory_bytes=options.memory_mb * 1024 * 1024))
+    if options.memory_mb:  # else the Lean default: room for Mathlib's mapped .olean files
+        repl = replace(repl, limits=ProcessLimits(memory_bytes=options.memory_mb * 1024 * 1024))
     try:
         if name == "lean-repl":
             return LeanReplBackend(repl)

@@ -18,8 +18,7 @@ import pytest
 
 from prover.backends.base import BackendCrash, Failed, Finished, InitError, Next, State, Theorem, TimedOut
 from prover.backends.lean_repl import LeanChecker, LeanReplBackend, LeanReplConfig, outcome_of
-from prover.backends.lean_repl_protocol import (CommandReply, ReplError, ReplSession, TacticReply,
-                                                parse_reply)
+from prover.backends.lean_repl_protocol import CommandReply, ReplError, ReplSession, TacticReply, parse_reply
 from prover.backends.lean_text import LeanMessage, audit_messages
 from prover.backends.process import ProcessLimits
 from prover.models.base import Candidate, Generator

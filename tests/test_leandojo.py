@@ -187,6 +187,16 @@ def test_init_failure_names_the_known_upstream_problems(dojo_world):
     assert "Unexpected EOF" in text and "max_memory" in text and "LeanDojo-v2" in text
 
 
+def test_init_timeout_stops_the_lean_it_started(dojo_world):
+    dojo_world.use("proof_step", PROVER_DOJO_HANG_INIT="1")
+    config = LeanDojoConfig(project=ROOT / "lean_project", open_timeout=1, require_installed=False,
+                            check=LeanReplConfig(require_installed=False))
+    with LeanDojoBackend(config, dojo_factory=dojo_world.factory) as b:
+        with pytest.raises(InitError, match="Timeout during initialization"):
+            b.open(STEP)
+    assert wait_dead(dojo_world.pids()[0])
+
+
 def test_known_problems_follow_the_pinned_toolchain(tmp_path):
     assert toolchain_version(ROOT / "lean_project") == (4, 24, 0)
     (tmp_path / "lean-toolchain").write_text("leanprover/lean4:v4.18.0\n")

@@ -28,8 +28,8 @@ from typing import Any, Callable
 
 from .base import (BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
                    State, Theorem, TimedOut)
-from .lean_project import (INSTALL_HINT, LeanNotInstalled, default_project_dir, find_theorem_file,
-                           require_lean, snapshot_dir, toolchain_version)
+from .lean_project import (LeanNotInstalled, default_project_dir, find_theorem_file, require_lean,
+                           snapshot_dir, toolchain_version)
 from .lean_repl import LeanChecker, LeanReplConfig
 from .lean_text import check_tactic, declaration_name, proof_body
 from .process import stop_group
@@ -127,13 +127,14 @@ class LeanDojoBackend:
         cm = self._factory(self._theorem, self.config.open_timeout)
         ld = self._ld
         try:
-            dojo, init = cm.__enter__()
+            try:
+                dojo, init = cm.__enter__()
+            except BaseException:
+                self._abandon(cm)  # __exit__ never runs for a failed __enter__: stop what it started
+                raise
         except ld.DojoInitError as e:
             raise InitError(f"LeanDojo could not start: {e}; {known_problems(self.config.project, str(e))}") from e
-        except (ld.DojoCrashError, ld.DojoTacticTimeoutError, OSError, AssertionError, ValueError) as e:
-            raise InitError(f"LeanDojo could not start ({type(e).__name__}: {e}); "
-                            f"{known_problems(self.config.project, str(e))}") from e
-        except Exception as e:  # CalledProcessError from `lake build`, JSON from a Lean >= 4.19 log, ...
+        except Exception as e:  # CalledProcessError from `lake build`, bad JSON from a Lean >= 4.19 log, ...
             raise InitError(f"LeanDojo could not start ({type(e).__name__}: {str(e)[:300]}); "
                             f"{known_problems(self.config.project, str(e))}") from e
         if not isinstance(init, ld.TacticState):
@@ -142,6 +143,18 @@ class LeanDojoBackend:
         self._cm, self._dojo = cm, dojo
         self._states = {(): init}
         return init
+
+    @staticmethod
+    def _abandon(cm: AbstractContextManager) -> None:
+        proc = getattr(cm, "proc", None)
+        if proc is not None and getattr(proc, "pid", None):
+            stop_group(proc.pid, grace=0.5)
+        tmp = getattr(cm, "modified_file", None)
+        if tmp is not None:
+            try:
+                tmp.__exit__(None, None, None)
+            except Exception:
+                pass
 
     @staticmethod
     def _exit(cm: AbstractContextManager, dojo: Any) -> None:
@@ -270,5 +283,3 @@ def trace(project: Path, progress: Callable[[str], None] = print) -> Path:
     progress(f"traced into {traced}")
     return Path(traced)
 
-
-__all__ = ["LeanDojoBackend", "LeanDojoConfig", "trace", "known_problems", "import_lean_dojo", "INSTALL_HINT"]

@@ -13,6 +13,7 @@ never ran makes it fail loudly (stderr, exit 3).
   $PROVER_DOJO_SLOW="TACTIC=SECONDS"  answer TACTIC only after SECONDS (a tactic that overruns)
   $PROVER_DOJO_EXIT_AT=K              exit with status 137, unanswered, on the K-th request
   $PROVER_DOJO_FAIL_INIT=1            exit with status 1 before printing the initial state
+  $PROVER_DOJO_HANG_INIT=1            never print the initial state (a Lean stuck importing)
   $PROVER_DOJO_PID_FILE=F             append this process's pid to F
 """
 import json
@@ -37,6 +38,8 @@ def main():
             f.write(f"{os.getpid()}\n")
     if os.environ.get("PROVER_DOJO_FAIL_INIT"):
         sys.exit(1)
+    if os.environ.get("PROVER_DOJO_HANG_INIT"):
+        time.sleep(3600)
     slow_tactic, _, slow_seconds = os.environ.get("PROVER_DOJO_SLOW", "").partition("=")
     exit_at = int(os.environ.get("PROVER_DOJO_EXIT_AT", "0"))
 
