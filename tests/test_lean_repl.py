@@ -6,8 +6,10 @@ recorded replies and exits loudly (status 3) on anything else.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,7 +144,10 @@ def test_goals_read_like_leandojo_state_pp(tmp_path):
         two = b.apply(root, "apply And.intro", 5)
         assert two.state.goals == ("case left\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p\n\n"
                                    "case right\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ r")
-        os.environ.setdefault("CACHE_DIR", str(Path(tempfile.gettempdir()) / "prover-tests-lean-dojo-cache"))
+        if "CACHE_DIR" not in os.environ:  # removed when the test run ends
+            os.environ["CACHE_DIR"] = tempfile.mkdtemp(prefix="prover-tests-lean-dojo-")
+            atexit.register(shutil.rmtree, os.environ["CACHE_DIR"], True)
+            atexit.register(lambda p=os.environ["CACHE_DIR"] + ".lock": os.path.exists(p) and os.remove(p))
         os.environ.setdefault("DISABLE_REMOTE_CACHE", "1")
         lean_dojo = pytest.importorskip("lean_dojo", reason="lean-dojo 4.20.0 not installed")
         # LeanDojo's own goal parser reads the text as two goals with their hypotheses.
