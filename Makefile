@@ -3,7 +3,7 @@ APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-hammer coi
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-apt install-python test demo bench isabelle isabelle-statements
+.PHONY: install install-apt install-python test demo bench isabelle isabelle-statements lean
 
 install: install-apt install-python
 
@@ -57,3 +57,16 @@ isabelle:
 # Checks that every generated miniF2F statement parses and type-checks (proofs are `sorry`).
 isabelle-statements:
 	$(ISABELLE_EXE) build -v -j $(ISABELLE_JOBS) -d isabelle -d isabelle/minif2f MiniF2F_Valid MiniF2F_Test
+
+# Lean 4 for --backend lean-repl / leandojo (needs internet, ~5 GB): elan if missing, the MiniF2F
+# library, Mathlib's prebuilt cache, the build, and the REPL binary (`lake exe repl` builds it).
+ELAN_BIN := $(HOME)/.elan/bin
+lean:
+	@command -v lake >/dev/null 2>&1 || test -x "$(ELAN_BIN)/lake" || \
+		(curl -sSfL https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh | \
+		 sh -s -- -y --default-toolchain none)
+	$(PYTHON) -m prover lean setup
+	cd lean_project && export PATH="$(ELAN_BIN):$$PATH" && \
+		(test -f lake-manifest.json || lake update) && \
+		lake exe cache get && lake build && lake exe repl < /dev/null
+	@echo "Lean ready. Add $(ELAN_BIN) to PATH, then: prover prove --backend lean-repl ..."

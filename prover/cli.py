@@ -17,10 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from . import __version__
 from .backends.base import Theorem
 from .backends.coq_text import CoqSyntaxError, find_theorem, theorem_name
+from .backends.lean_text import declaration_name
 from .components import BACKENDS, GENERATORS, BackendOptions, ConfigError, make_backend, make_generator
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
+LEAN_BACKENDS = ("lean-repl", "leandojo")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,8 +56,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout,
                    help="seconds for the full re-check of a found proof (default %(default)g)")
     g.add_argument("--memory-mb", type=_positive(int), default=BackendOptions().memory_mb,
-                   help="address-space cap of each prover process in MiB (default %(default)s; "
-                        "Isabelle: at least 32768, the JVM and Poly/ML reserve that much)")
+                   help="address-space cap of each prover process in MiB (default: Coq 6144, Lean 32768, "
+                        "Isabelle 32768 at least: the JVM and Poly/ML reserve that much)")
     g.add_argument("--priority", choices=PRIORITIES, default=d.priority,
                    help="node priority: llemma = sum of -mean token log-probs on the path; "
                         "reprover = -cumulative log-prob (default %(default)s)")
@@ -170,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="connect to 127.0.0.1:N rather than start a REPL (default: $PROVER_REPL_PORT)")
     c.add_argument("--no-progress", action="store_true", help="leave out progress lines")
     c.set_defaults(run=cmd_client)
+
+    lean = sub.add_parser("lean", help="set up and trace lean_project/ (the Lean 4 backends' project)",
+                          description="Lean 4 project commands. `make lean` runs setup, then builds the project.")
+    lean_sub = lean.add_subparsers(dest="lean_command", required=True, parser_class=_Parser)
+    ls = lean_sub.add_parser("setup", help="write the MiniF2F library (one file per theorem) into lean_project/")
+    ls.add_argument("--project", help="the Lake project (default: lean_project/ of this checkout)")
+    ls.add_argument("--data", help="directory holding lean4.jsonl (default: shared/data/minif2f)")
+    ls.set_defaults(run=cmd_lean_setup)
+    lt = lean_sub.add_parser("trace", help="commit the library into a git snapshot and trace it with LeanDojo "
+                             "(needs Lean, lean-dojo 4.20.0 and internet; hours)")
+    lt.add_argument("--project", help="the Lake project (default: lean_project/ of this checkout)")
+    lt.set_defaults(run=cmd_lean_trace)
     return parser
 
 
@@ -198,6 +212,36 @@ def _env_port() -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _lean_project(args: argparse.Namespace) -> Path:
+    from .backends.lean_project import default_project_dir
+
+    return Path(args.project).resolve() if args.project else default_project_dir()
+
+
+def cmd_lean_setup(args: argparse.Namespace, console: Console) -> int:
+    from .backends.lean_project import setup
+
+    project = _lean_project(args)
+    try:
+        report = setup(project, args.data)
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
+    console.print(f"MiniF2F library in {report.project}: {len(report.files)} theorems "
+                  f"({report.written} written, {report.unchanged} unchanged)", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_lean_trace(args: argparse.Namespace, console: Console) -> int:
+    from .backends.lean_project import LeanNotInstalled
+    from .backends.leandojo import trace
+
+    try:
+        trace(_lean_project(args), progress=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    except (LeanNotInstalled, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
+    return 0
+
+
 def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
     """The theorem to prove, and for FILE mode the source plus the span its proof occupies."""
     if args.backend == "isabelle":
@@ -210,15 +254,19 @@ def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, in
             raise ConfigError(str(e)) from None
     if args.file and args.statement:
         raise ConfigError("give either FILE --theorem NAME or --statement, not both")
+    lean = args.backend in LEAN_BACKENDS
     if args.statement:
         if args.write:
             raise ConfigError("--write needs FILE")
-        name = theorem_name(args.statement)
+        name = declaration_name(args.statement) if lean else theorem_name(args.statement)
         if name is None:
-            raise ConfigError("--statement must start with Theorem/Lemma/... NAME")
+            raise ConfigError("--statement must start with " + ("theorem NAME" if lean else "Theorem/Lemma/... NAME"))
         return Theorem(name, args.statement.strip(), args.header, tuple(args.allow_axiom)), None
     if not args.file:
         raise ConfigError("nothing to prove: give FILE --theorem NAME or --statement")
+    if lean:
+        raise ConfigError("FILE mode reads Coq files; for Lean give --statement 'theorem NAME ... := by' "
+                          "and --header 'import Mathlib ...'")
     if not args.theorem:
         raise ConfigError("FILE needs --theorem NAME")
     path = Path(args.file)

@@ -132,6 +132,30 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of every process in group ``pgid`` (Linux /proc; 0 where unreadable)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+            # Fields after the parenthesised command name: state ppid pgrp ...
+            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/statm", encoding="ascii") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 class InteractiveProcess:
     """A long-lived child driven through pipes with pexpect (no tty: no echo, no line limit)."""
 

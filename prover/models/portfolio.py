@@ -69,7 +69,33 @@ ISABELLE_PORTFOLIO = (
     "apply (rule ccontr)",
 )
 
-PORTFOLIOS = {"coq": COQ_PORTFOLIO, "isabelle": ISABELLE_PORTFOLIO}
+
+# Lean 4 + Mathlib closers and openers, ranked for miniF2F-style algebra and number theory.
+LEAN_PORTFOLIO = (
+    "norm_num",
+    "linarith",
+    "nlinarith",
+    "simp",
+    "omega",
+    "decide",
+    "ring",
+    "ring_nf",
+    "field_simp",
+    "positivity",
+    "simp_all",
+    "aesop",
+    "intro",
+    "intros",
+    "constructor",
+    "norm_num at *",
+    "rfl",
+    "tauto",
+    "exact?",
+)
+
+
+PORTFOLIOS = {"coq": COQ_PORTFOLIO, "lean-repl": LEAN_PORTFOLIO, "leandojo": LEAN_PORTFOLIO,
+              "isabelle": ISABELLE_PORTFOLIO}
 
 
 class PortfolioGenerator(Generator):
