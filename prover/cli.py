@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -16,11 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from . import __version__
 from .backends.base import Theorem
 from .backends.coq_text import CoqSyntaxError, find_theorem, theorem_name
+from .backends.lean_text import declaration_name
 from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, make_backend,
                          make_generator)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
+LEAN_BACKENDS = ("lean-repl", "leandojo")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,7 +57,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout,
                    help="seconds for the full re-check of a found proof (default %(default)g)")
     g.add_argument("--memory-mb", type=_positive(int), default=BackendOptions().memory_mb,
-                   help="address-space cap of each prover process in MiB (default %(default)s)")
+                   help="address-space cap of each prover process in MiB (default: Coq 6144, Lean 32768, "
+                        "Isabelle 32768 at least: the JVM and Poly/ML reserve that much)")
     g.add_argument("--priority", choices=PRIORITIES, default=d.priority,
                    help="node priority: llemma = sum of -mean token log-probs on the path; "
                         "reprover = -cumulative log-prob (default %(default)s)")
@@ -108,10 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prove", help="search for a proof of one theorem",
                        description="Search for a proof of one theorem. Exit code: 0 proved, "
                        "1 not proved, 2 bad input.")
-    p.add_argument("file", nargs="?", help="a .v file holding the theorem (its proof missing or Admitted.)")
+    p.add_argument("file", nargs="?", help="a .v file (Coq) or .thy file (Isabelle) holding the theorem "
+                   "(its proof missing, Admitted. or sorry)")
     p.add_argument("--theorem", metavar="NAME", help="the theorem to prove in FILE")
     p.add_argument("--statement", help='the statement itself, e.g. "Theorem t : 1 + 1 = 2."')
-    p.add_argument("--header", default="", help="imports and definitions before --statement")
+    p.add_argument("--header", default="", help="imports and definitions before --statement (Isabelle: "
+                   "'imports THEORIES' then definitions; default 'imports Complex_Main')")
     p.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
     p.add_argument("--allow-axiom", action="append", default=[], metavar="NAME",
                    help="an axiom the statement itself relies on, accepted by the full check (repeatable)")
@@ -155,7 +161,144 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=dt.seed, help="default %(default)s")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.set_defaults(run=cmd_train)
+
+    m = sub.add_parser("minif2f", help="run the miniF2F benchmark, one JSON line per theorem",
+                       description="Run miniF2F: every found proof is re-checked from scratch before it is "
+                       "logged as proved. Results are appended (flushed, fsynced) as each theorem finishes.")
+    m.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
+    m.add_argument("--split", choices=("valid", "test"), help="benchmark split (default: both)")
+    m.add_argument("--limit", type=_positive(int), help="only the first N theorems (file order)")
+    m.add_argument("--names", help="comma-separated theorem names")
+    m.add_argument("--data", metavar="DIR", help="miniF2F JSONL directory (default ../shared/data/minif2f)")
+    m.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file")
+    m.add_argument("--resume", action="store_true", help="skip theorems already in --out and append")
+    m.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1,
+                   help="worker processes, each with its own prover (default: number of cores)")
+    m.add_argument("--ray", metavar="local", choices=("local",), help="run as Ray actors on a local Ray")
+    m.add_argument("--ray-address", metavar="ADDR", help="run as Ray actors on this Ray cluster")
+    m.add_argument("--seed", type=int, default=0, help="seed recorded with the run (sampling generators)")
+    m.add_argument("--grace", type=_positive(float), default=30.0,
+                   help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
+                        "and marks its theorem timeout (default %(default)g)")
+    m.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
+    add_search_options(m)
+    m.set_defaults(run=cmd_minif2f)
+
+    v = sub.add_parser("verify", help="re-check every proved line of results files from scratch")
+    v.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
+    v.add_argument("--data", metavar="DIR", help="miniF2F JSONL directory (default ../shared/data/minif2f)")
+    v.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout)
+    v.set_defaults(run=cmd_verify)
+
+    r = sub.add_parser("report", help="pass rates, times and failure reasons of results files")
+    r.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
+    r.add_argument("--plot", metavar="FILE.png", help="draw cumulative proved vs wall time (matplotlib)")
+    r.add_argument("--data", metavar="DIR", help="miniF2F directory, for the Rocq reference numbers")
+    r.set_defaults(run=cmd_report)
+
+    isa = sub.add_parser("isabelle", help="Isabelle project tasks",
+                         description="Isabelle project tasks (the bridge itself is --backend isabelle).")
+    isa_sub = isa.add_subparsers(dest="isabelle_command", required=True, parser_class=_Parser)
+    s = isa_sub.add_parser("setup", help="write the miniF2F theories (statement + sorry) and their ROOT",
+                           description="Write one theory per miniF2F problem (imports, preamble, statement, "
+                           "sorry) into isabelle/minif2f/{valid,test}/ with a ROOT for `isabelle build`.")
+    s.add_argument("--data", metavar="DIR", help="miniF2F data directory (default: shared/data/minif2f)")
+    s.add_argument("--out", metavar="DIR", help="output directory (default: isabelle/minif2f in the checkout)")
+    s.add_argument("--split", choices=("valid", "test"), help="only this split")
+    s.set_defaults(run=cmd_isabelle_setup)
+
+    r = sub.add_parser("repl", help="serve editors and scripts: JSON Lines requests (docs/repl.md)",
+                       description="Answer prove/suggest/check/cancel/shutdown requests, one JSON object a "
+                       "line, on stdin/stdout (or on 127.0.0.1:PORT). The options set the defaults of "
+                       "the requests' fields. Protocol: docs/repl.md.")
+    r.add_argument("--port", type=int, metavar="N",
+                   help="serve on 127.0.0.1:N (0: any free port, printed on stderr) instead of stdin/stdout")
+    r.add_argument("--backend", choices=BACKENDS, default="coq", help="default backend (default %(default)s)")
+    r.add_argument("--workers", type=_positive(int), default=4,
+                   help="requests run at once (default %(default)s)")
+    r.add_argument("--keep-sessions", type=int, default=2, metavar="N",
+                   help="idle suggest sessions kept open for the next request on the same theorem "
+                        "(default %(default)s; 0: none)")
+    add_search_options(r)
+    r.set_defaults(run=cmd_repl)
+
+    c = sub.add_parser("client", help="send requests to a prover repl and print its responses",
+                       description="Send requests (JSON objects, from the arguments or one a line on stdin) "
+                       "to a new `prover repl`, or to `prover repl --port N`, and print every response "
+                       "line. Exit code: 0, 1 when a response is an error, 2 bad input.")
+    c.add_argument("requests", nargs="*", metavar="REQUEST", help='e.g. \'{"cmd": "suggest", "goal": "..."}\'')
+    c.add_argument("--port", type=int, metavar="N", default=_env_port(),
+                   help="connect to 127.0.0.1:N rather than start a REPL (default: $PROVER_REPL_PORT)")
+    c.add_argument("--no-progress", action="store_true", help="leave out progress lines")
+    c.set_defaults(run=cmd_client)
+
+    lean = sub.add_parser("lean", help="set up and trace lean_project/ (the Lean 4 backends' project)",
+                          description="Lean 4 project commands. `make lean` runs setup, then builds the project.")
+    lean_sub = lean.add_subparsers(dest="lean_command", required=True, parser_class=_Parser)
+    ls = lean_sub.add_parser("setup", help="write the MiniF2F library (one file per theorem) into lean_project/")
+    ls.add_argument("--project", help="the Lake project (default: lean_project/ of this checkout)")
+    ls.add_argument("--data", help="directory holding lean4.jsonl (default: shared/data/minif2f)")
+    ls.set_defaults(run=cmd_lean_setup)
+    lt = lean_sub.add_parser("trace", help="commit the library into a git snapshot and trace it with LeanDojo "
+                             "(needs Lean, lean-dojo 4.20.0 and internet; hours)")
+    lt.add_argument("--project", help="the Lake project (default: lean_project/ of this checkout)")
+    lt.set_defaults(run=cmd_lean_trace)
     return parser
+
+
+def cmd_isabelle_setup(args: argparse.Namespace, console: Console) -> int:
+    from .backends.isabelle import default_project_dir
+    from .runs.isabelle_theories import setup
+
+    out = Path(args.out) if args.out else Path(default_project_dir()) / "minif2f"
+    try:
+        report = setup(out, args.data, args.split)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot write {out}: {e.strerror or e}") from None
+    splits = ", ".join(f"{n} {s}" for s, n in report.per_split.items())
+    Console().print(f"wrote {report.written} theories ({splits}) and ROOT under {report.out_dir}", highlight=False)
+    if report.outside_root:
+        Console().print(f"left out of ROOT (need AFP sessions): {', '.join(report.outside_root)}", highlight=False)
+    return 0
+
+
+
+
+def _env_port() -> int | None:
+    value = os.environ.get("PROVER_REPL_PORT", "")
+    return int(value) if value.isdigit() else None
+
+
+def _lean_project(args: argparse.Namespace) -> Path:
+    from .backends.lean_project import default_project_dir
+
+    return Path(args.project).resolve() if args.project else default_project_dir()
+
+
+def cmd_lean_setup(args: argparse.Namespace, console: Console) -> int:
+    from .backends.lean_project import setup
+
+    project = _lean_project(args)
+    try:
+        report = setup(project, args.data)
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
+    console.print(f"MiniF2F library in {report.project}: {len(report.files)} theorems "
+                  f"({report.written} written, {report.unchanged} unchanged)", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_lean_trace(args: argparse.Namespace, console: Console) -> int:
+    from .backends.lean_project import LeanNotInstalled
+    from .backends.leandojo import trace
+
+    try:
+        trace(_lean_project(args), progress=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    except (LeanNotInstalled, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
+    return 0
 
 
 def _train_defaults():
@@ -166,17 +309,29 @@ def _train_defaults():
 
 def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
     """The theorem to prove, and for FILE mode the source plus the span its proof occupies."""
+    if args.backend == "isabelle":
+        from .backends.isabelle_text import load_theorem
+
+        try:
+            return load_theorem(args.file, args.theorem, args.statement, args.header, args.write,
+                                tuple(args.allow_axiom))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if args.file and args.statement:
         raise ConfigError("give either FILE --theorem NAME or --statement, not both")
+    lean = args.backend in LEAN_BACKENDS
     if args.statement:
         if args.write:
             raise ConfigError("--write needs FILE")
-        name = theorem_name(args.statement)
+        name = declaration_name(args.statement) if lean else theorem_name(args.statement)
         if name is None:
-            raise ConfigError("--statement must start with Theorem/Lemma/... NAME")
+            raise ConfigError("--statement must start with " + ("theorem NAME" if lean else "Theorem/Lemma/... NAME"))
         return Theorem(name, args.statement.strip(), args.header, tuple(args.allow_axiom)), None
     if not args.file:
         raise ConfigError("nothing to prove: give FILE --theorem NAME or --statement")
+    if lean:
+        raise ConfigError("FILE mode reads Coq files; for Lean give --statement 'theorem NAME ... := by' "
+                          "and --header 'import Mathlib ...'")
     if not args.theorem:
         raise ConfigError("FILE needs --theorem NAME")
     path = Path(args.file)
@@ -329,6 +484,125 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
                     f"({report.skipped} too long) in {report.seconds:.1f} s; loss {report.first_loss:.3f} -> "
                     f"{report.final_loss:.3f}; saved to {report.out_dir}", highlight=False, soft_wrap=True)
     return 0
+
+
+def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
+    from .runs.benchmark import run_minif2f
+    from .runs.results import ResultsError
+    from .runs.runner import RunSpec
+
+    if args.ray and args.ray_address:
+        raise ConfigError("give --ray local or --ray-address, not both")
+    make_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
+    spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
+                   BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
+                   model=model_options(args))
+    names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+    try:
+        summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,
+                              args.ray_address or args.ray, console, args.quiet)
+    except (ResultsError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    Console().print(f"{summary['proved']}/{summary['total']} proved ({summary['ran']} run now); results in "
+                    f"{args.out}", highlight=False)
+    return 0
+
+
+def _read_all(paths: list[str]):
+    from .runs.results import ResultsError, read_results
+    try:
+        return [read_results(p) for p in paths]
+    except ResultsError as e:
+        raise ConfigError(str(e)) from None
+
+
+def cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    from .runs.verify import verify_results
+
+    out = Console()
+    bad = total = 0
+    for rf in _read_all(args.results):
+        def show(v):
+            mark = "[green]ok[/green]" if v.ok else f"[red]MISMATCH[/red] {v.message}"
+            out.print(f"{v.split}/{v.name}: {mark}", highlight=False, soft_wrap=True)
+        try:
+            verdicts = verify_results(rf, args.data, BackendOptions(args.check_timeout), show)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        total += len(verdicts)
+        bad += sum(not v.ok for v in verdicts)
+    out.print(f"{total - bad}/{total} proofs re-checked ok" + (f", {bad} mismatches" if bad else ""),
+              highlight=False)
+    return 0 if bad == 0 else 1
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from .runs.minif2f import default_data_dir, load_compat
+    from .runs.report import plot, report
+
+    files = _read_all(args.results)
+    base = Path(args.data) if args.data else default_data_dir()
+    compat = load_compat(base) if (base / "rocq_compat.json").is_file() else None
+    report(files, Console(), compat)
+    if args.plot:
+        try:
+            plot(files, args.plot)
+        except ImportError:
+            raise ConfigError("--plot needs matplotlib: pip install 'prover[plot]'") from None
+        Console().print(f"plot written to {args.plot}", highlight=False)
+    return 0
+
+def cmd_repl(args: argparse.Namespace, console: Console) -> int:
+    from .repl.protocol import Defaults
+    from .repl.server import Server, ServerConfig, serve_stdio, serve_tcp
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, not {args.port}")
+    if args.keep_sessions < 0:
+        raise ConfigError("--keep-sessions must be 0 or more")
+    defaults = Defaults(search_config(args), BackendOptions(args.check_timeout, args.memory_mb), args.backend,
+                        args.generator, args.tactics)
+    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions),
+                    lambda name, backend, tactics: make_generator(name, backend, tactics, model_options(args)))
+    server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+    if args.port is None:
+        return serve_stdio(server)
+    try:
+        return serve_tcp(server, args.port, lambda host, port: console.print(
+            f"prover repl: listening on {host}:{port}", highlight=False))
+    except OSError as e:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror}") from None
+
+
+def cmd_client(args: argparse.Namespace, console: Console) -> int:
+    from .repl.client import ReplClient, run_requests
+
+    lines = args.requests or [line for line in sys.stdin if line.strip()]
+    requests = []
+    for line in lines:
+        try:
+            request = json.loads(line)
+        except ValueError as e:
+            raise ConfigError(f"a request is not JSON: {e}") from None
+        if not isinstance(request, dict):
+            raise ConfigError("a request is a JSON object")
+        requests.append(request)
+    if args.port is not None:
+        try:
+            client = ReplClient.connect(args.port)
+        except OSError as e:
+            raise ConfigError(f"cannot connect to 127.0.0.1:{args.port}: {e.strerror}") from None
+    else:
+        client = ReplClient.spawn()
+    lock = threading.Lock()  # responses arrive on several threads: one whole line at a time
+
+    def emit(message: dict) -> None:
+        with lock:
+            sys.stdout.write(json.dumps(message) + "\n")
+            sys.stdout.flush()
+
+    with client:
+        return run_requests(client, requests, emit, progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:

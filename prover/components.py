@@ -2,12 +2,12 @@
 turn options into objects."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .backends.base import Backend
 from .models.base import Generator
 
-BACKENDS = ("coq",)
+BACKENDS = ("coq", "lean-repl", "leandojo", "isabelle")
 GENERATORS = ("portfolio", "hf", "mix")
 
 
@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class BackendOptions:
     check_timeout: float = 600.0
-    memory_mb: int = 6144
+    memory_mb: int | None = None  # None: the backend's own default (Coq 6144, Lean 32768)
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,31 @@ def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
         from .backends.coq import CoqBackend, CoqConfig
         from .backends.process import ProcessLimits
 
-        limits = ProcessLimits(memory_bytes=options.memory_mb * 1024 * 1024)
+        limits = ProcessLimits(memory_bytes=(options.memory_mb or 6144) * 1024 * 1024)
         return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout))
+    if name == "isabelle":
+        return _make_isabelle(options)
+    if name in ("lean-repl", "leandojo"):
+        return _make_lean_backend(name, options)
     raise ConfigError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
+
+
+def _make_lean_backend(name: str, options: BackendOptions) -> Backend:
+    from .backends.lean_project import LeanNotInstalled
+    from .backends.lean_repl import LeanReplBackend, LeanReplConfig
+    from .backends.process import ProcessLimits
+
+    repl = LeanReplConfig(check_timeout=options.check_timeout)
+    if options.memory_mb:  # else the Lean default: room for Mathlib's mapped .olean files
+        repl = replace(repl, limits=ProcessLimits(memory_bytes=options.memory_mb * 1024 * 1024))
+    try:
+        if name == "lean-repl":
+            return LeanReplBackend(repl)
+        from .backends.leandojo import LeanDojoBackend, LeanDojoConfig
+
+        return LeanDojoBackend(LeanDojoConfig(check=repl))
+    except LeanNotInstalled as e:
+        raise ConfigError(str(e)) from e
 
 
 def make_generator(name: str, backend: str, tactics_file: str | None = None,
@@ -60,6 +82,9 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None,
         except ValueError as e:
             raise ConfigError(str(e)) from e
     if name == "portfolio":
+        if backend == "coq":
+            from .models.coq_portfolio import CoqPortfolio
+            return CoqPortfolio()
         try:
             return PortfolioGenerator.for_backend(backend)
         except ValueError as e:
@@ -87,3 +112,21 @@ def _model_generator(name: str, backend: str, tactics_file: str | None, options:
     except ModelLoadError as e:
         raise ConfigError(str(e)) from e
     return MixGenerator(model, portfolio) if portfolio is not None else model
+
+
+def _make_isabelle(options: BackendOptions) -> Backend:
+    """The Isabelle bridge; fails at once, in one line, when Isabelle or isabelle/ROOT is missing."""
+    import shutil
+    from pathlib import Path
+
+    from .backends.isabelle import INSTALL_HINT, MIN_MEMORY_MB, IsabelleBackend, IsabelleConfig
+    from .backends.process import ProcessLimits
+
+    config = IsabelleConfig(check_timeout=options.check_timeout,
+                            limits=ProcessLimits(memory_bytes=max(options.memory_mb or 0, MIN_MEMORY_MB) * 1024 * 1024))
+    if shutil.which(config.isabelle) is None:
+        raise ConfigError(f"Isabelle is not installed (no `{config.isabelle}` on PATH): {INSTALL_HINT}")
+    if not (Path(config.project_dir) / "ROOT").is_file():
+        raise ConfigError(f"no Isabelle project at {config.project_dir} (expected its ROOT); "
+                          "set PROVER_ISABELLE_DIR to the repository's isabelle/ directory")
+    return IsabelleBackend(config)

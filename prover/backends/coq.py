@@ -49,6 +49,10 @@ class CoqConfig:
     standard_axioms: tuple[str, ...] = STANDARD_AXIOMS
 
 
+class _NoAnswer(BackendCrash):
+    """No prompt in time. apply() recovers from it; anywhere else it is a crash."""
+
+
 @dataclass(frozen=True)
 class _Reply:
     output: str  # with <infomsg>/<warning> blocks removed
@@ -80,6 +84,7 @@ class CoqBackend:
         self._theorem: Theorem | None = None
         self._root: State | None = None
         self._root_sid = 0
+        self._tip_sid = 0  # coqtop's current state id
         self._branch: list[tuple[str, int]] = []  # (tactic sentence, sid after it) on the live line
         self.tactic_calls = 0  # sentences sent to coqtop, replays included
 
@@ -125,8 +130,11 @@ class CoqBackend:
             spawn.expect(_PROMPT, timeout=timeout)
         except pexpect.EOF as e:
             raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})") from e
+        except pexpect.TIMEOUT as e:
+            raise _NoAnswer(f"coqtop did not answer within {timeout:.0f} s") from e
         m = spawn.match
-        return _Reply(_TAG.sub("", spawn.before).strip(), int(m.group(2)), m.group(1))
+        self._tip_sid = int(m.group(2))
+        return _Reply(_TAG.sub("", spawn.before).strip(), self._tip_sid, m.group(1))
 
     def _send(self, sentence: str, timeout: float) -> _Reply:
         assert self._proc is not None
@@ -212,9 +220,10 @@ class CoqBackend:
         self._goto(path)
         limit = max(1, math.ceil(timeout))
         start = time.monotonic()
+        sid_before = self._tip_sid
         try:
             reply = self._send(f"Timeout {limit} {sentence}", limit + self.config.grace)
-        except pexpect.TIMEOUT:
+        except _NoAnswer:
             reply = self._interrupt()
             if reply is None:
                 return TimedOut(time.monotonic() - start)
@@ -223,7 +232,6 @@ class CoqBackend:
             if err.startswith("Timeout!") or "User interrupt" in err:
                 return TimedOut(time.monotonic() - start)
             return Failed(err)
-        sid_before = self._branch[-1][1] if self._branch else self._root_sid
         if reply.sid == sid_before:
             return Failed(reply.output or "no change")
         self._branch.append((sentence, reply.sid))
@@ -238,11 +246,13 @@ class CoqBackend:
         return Next(State(new_path, normalize_goals(text)))
 
     def _show(self) -> str:
-        """Fetch the goals of the tip explicitly (a tactic that changes nothing prints nothing)."""
-        tip = self._branch[-1][1]
-        text = self._send("Show.", self.config.open_timeout).output
-        self._send(f"BackTo {tip}.", self.config.open_timeout)
-        return text
+        """Fetch the goals of the tip explicitly.
+
+        coqtop prints goals only when their evar ids differ from the last goals it printed, and
+        after BackTo a sibling tactic often reuses those ids. Show does not change the proof, so
+        its state is left on top of the tactic's (no BackTo: one round trip saved).
+        """
+        return self._send("Show.", self.config.open_timeout).output
 
     def _interrupt(self) -> _Reply | None:
         """A tactic overran its Timeout: SIGINT, then restart coqtop if it still does not answer."""
@@ -250,7 +260,7 @@ class CoqBackend:
         self._proc.interrupt()
         try:
             return self._read(self.config.grace)
-        except pexpect.TIMEOUT:
+        except _NoAnswer:
             self._reopen()
             return None
 

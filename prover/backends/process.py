@@ -72,6 +72,48 @@ def stop_group(pid: int, grace: float = 1.0) -> None:
             time.sleep(0.01)
 
 
+def descendants(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (read from /proc), so that groups they made can be stopped too."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_tree(pid: int, grace: float = 1.0) -> None:
+    """Stop the group led by ``pid`` and every group led by one of its descendants.
+
+    Some provers start helpers in process groups of their own (Isabelle's bash_process does), which
+    stopping the leader's group alone would leave running.
+    """
+    family = [pid, *descendants(pid)]
+    own = os.getpgrp()
+    groups = []
+    for p in family:
+        try:
+            g = os.getpgid(p)
+        except (ProcessLookupError, PermissionError):
+            continue
+        if g != own and g in family and g not in groups:
+            groups.append(g)
+    if pid not in groups:
+        groups.insert(0, pid)
+    for g in groups:
+        stop_group(g, grace)
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -90,6 +132,30 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of every process in group ``pgid`` (Linux /proc; 0 where unreadable)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+            # Fields after the parenthesised command name: state ppid pgrp ...
+            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/statm", encoding="ascii") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 class InteractiveProcess:
     """A long-lived child driven through pipes with pexpect (no tty: no echo, no line limit)."""
 
@@ -100,6 +166,7 @@ class InteractiveProcess:
             argv, cwd=cwd, timeout=timeout, encoding="utf-8", codec_errors="replace",
             preexec_fn=_prepare_child(limits), env=env, maxread=65536,
         )
+        self.spawn.delayafterread = None  # pexpect sleeps after each read by default: pure latency
         self.pid: int = self.spawn.pid
 
     def alive(self) -> bool:
@@ -112,12 +179,16 @@ class InteractiveProcess:
         except ProcessLookupError:
             pass
 
-    def stop(self) -> None:
+    def stop(self, tree: bool = False) -> None:
+        """Close stdin and stop the group (``tree``: also the groups its descendants made)."""
         try:
             self.spawn.proc.stdin.close()
         except OSError:
             pass
-        stop_group(self.pid, grace=0.5)
+        if tree:
+            stop_tree(self.pid, grace=0.5)
+        else:
+            stop_group(self.pid, grace=0.5)
         try:
             self.spawn.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -150,3 +221,35 @@ def run_once(argv: list[str], cwd: str, limits: ProcessLimits, timeout: float) -
         stop_group(proc.pid, grace=0.5)
         proc.wait()
         raise
+
+
+class WorkerProcess:
+    """A Python worker (multiprocessing, spawn start) in its own process group, talking over a pipe.
+
+    It dies with its parent (parent-death signal), and the prover processes it starts die with it.
+    """
+
+    def __init__(self, target, *args) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_entry, args=(target, child, *args), daemon=True)
+        self.proc.start()
+        child.close()
+        self.pid: int = self.proc.pid
+
+    def stop(self) -> None:
+        stop_group(self.pid, grace=1.0)
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+
+def _worker_entry(target, conn, *args) -> None:
+    os.setsid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
+    target(conn, *args)

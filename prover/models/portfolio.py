@@ -46,7 +46,56 @@ COQ_PORTFOLIO = (
     "right",
 )
 
-PORTFOLIOS = {"coq": COQ_PORTFOLIO}
+# miniF2F statements name their assumptions, `assms` names them all; `sledgehammer` runs the DSP
+# heuristics and then Sledgehammer (see backends/isabelle.py).
+ISABELLE_PORTFOLIO = (
+    "using assms by auto",
+    "using assms by simp",
+    "using assms by linarith",
+    "using assms by (auto simp: field_simps)",
+    "using assms by presburger",
+    "using assms by arith",
+    "by eval",
+    "by auto",
+    "by simp",
+    "sledgehammer",
+    "using assms by fastforce",
+    "using assms by blast",
+    "using assms by sos",
+    "apply (auto simp: field_simps)",
+    "apply auto",
+    "apply simp",
+    "apply (simp add: algebra_simps)",
+    "apply (rule ccontr)",
+)
+
+
+# Lean 4 + Mathlib closers and openers, ranked for miniF2F-style algebra and number theory.
+LEAN_PORTFOLIO = (
+    "norm_num",
+    "linarith",
+    "nlinarith",
+    "simp",
+    "omega",
+    "decide",
+    "ring",
+    "ring_nf",
+    "field_simp",
+    "positivity",
+    "simp_all",
+    "aesop",
+    "intro",
+    "intros",
+    "constructor",
+    "norm_num at *",
+    "rfl",
+    "tauto",
+    "exact?",
+)
+
+
+PORTFOLIOS = {"coq": COQ_PORTFOLIO, "lean-repl": LEAN_PORTFOLIO, "leandojo": LEAN_PORTFOLIO,
+              "isabelle": ISABELLE_PORTFOLIO}
 
 
 class PortfolioGenerator(Generator):

@@ -162,7 +162,7 @@ class _Search:
             self.tree.mark_expanded(node)
             if self.on_progress:
                 self.on_progress(Progress(self.expansions, len(self.tree.nodes), self.tactic_calls,
-                                          self.tree.best_depth(), self.elapsed()))
+                                          self.tree.max_depth, self.elapsed()))
         return None
 
     def try_tactic(self, node: Node, cand: Candidate, heap: list[tuple[float, int]]) -> SearchResult | None:

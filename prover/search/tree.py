@@ -64,6 +64,7 @@ class SearchTree:
         self.nodes: list[Node] = [Node(0, root, 0, 0.0)]
         self._by_goals: dict[str, int] = {root.goals: 0}
         self.edges: list[Edge] = []
+        self.max_depth = 0
 
     @property
     def root(self) -> Node:
@@ -78,6 +79,7 @@ class SearchTree:
         node = Node(len(self.nodes), state, src.depth + 1, cost, parent)
         self.nodes.append(node)
         self._by_goals[state.goals] = node.id
+        self.max_depth = max(self.max_depth, node.depth)
         parent.dst = node.id
         return node
 
@@ -123,9 +125,6 @@ class SearchTree:
             return self.nodes[edge.dst].status == Status.FAILED
         # A duplicate edge leads to a node that lives on under its own parent.
         return edge.kind == EdgeKind.DUPLICATE
-
-    def best_depth(self) -> int:
-        return max(n.depth for n in self.nodes)
 
     def to_networkx(self) -> nx.MultiDiGraph:
         g = nx.MultiDiGraph()

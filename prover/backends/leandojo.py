@@ -1,0 +1,285 @@
+"""Lean 4 backend on LeanDojo (lean-dojo 4.20.0): ``Dojo(Theorem(LeanGitRepo(...), path, name))``.
+
+A Dojo runs ``lake env lean`` on a copy of the theorem's file whose proof is LeanDojo's REPL tactic,
+and answers ``run_tac(state, tactic)`` with ``TacticState | ProofFinished | LeanError |
+ProofGivenUp``. Its per-tactic timeout is the only one, and after ``DojoTacticTimeoutError`` the Lean
+process keeps running: its late reply would be read as the answer to the next tactic. So a Dojo that
+timed out is discarded, and the next tactic runs in a fresh one after replaying its path.
+
+``lean_dojo`` is imported only here, lazily: importing it runs ``git --version``, creates its cache
+directory (``CACHE_DIR``, default ``~/.cache/lean_dojo``), loads a ``.env`` file, replaces loguru's
+handlers, and calls the GitHub API when ``GITHUB_ACCESS_TOKEN`` is set. The repository it traces is
+the git snapshot of ``lean_project/`` that ``prover lean trace`` commits (``DISABLE_REMOTE_CACHE``
+is set for it unless the user set it: LeanDojo's remote cache never holds a local repository).
+
+Known upstream problems, reported where they bite: LeanDojo is deprecated in favour of LeanDojo-v2;
+lean-dojo 4.20.0 has been reported to fail with Lean >= 4.19 (its ``--memory`` flag becomes an
+unknown ``max_memory`` option, and its REPL's output is captured by Lean's message log).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .base import (BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
+                   State, Theorem, TimedOut)
+from .lean_project import (LeanNotInstalled, default_project_dir, find_theorem_file, require_lean,
+                           snapshot_dir, toolchain_version)
+from .lean_repl import LeanChecker, LeanReplConfig
+from .lean_text import check_tactic, declaration_name, proof_body
+from .process import stop_group
+
+LEAN_DOJO_VERSION = "4.20.0"
+DEPRECATION = "LeanDojo is deprecated upstream in favour of LeanDojo-v2"
+NEW_LEAN_PROBLEM = ("lean-dojo 4.20.0 is reported to fail with Lean >= 4.19 (its `--memory` flag becomes an "
+                    "unknown `max_memory` option; its REPL output is captured by Lean's message log)")
+
+
+def import_lean_dojo() -> Any:
+    """``lean_dojo``, imported on first use (with ``DISABLE_REMOTE_CACHE`` set unless the user set it)."""
+    os.environ.setdefault("DISABLE_REMOTE_CACHE", "1")
+    try:
+        import lean_dojo
+    except ImportError as e:
+        raise LeanNotInstalled(f"lean-dojo is not installed: pip install lean-dojo=={LEAN_DOJO_VERSION} "
+                               f"(or use --backend lean-repl)") from e
+    return lean_dojo
+
+
+def known_problems(project: Path, error: str = "") -> str:
+    """The upstream problems that explain a failure, as one line ("" when none applies)."""
+    notes = []
+    version = toolchain_version(project)
+    if "max_memory" in error or (version is not None and version >= (4, 19, 0)):
+        notes.append(NEW_LEAN_PROBLEM + (f"; lean_project pins Lean {'.'.join(map(str, version))}" if version else ""))
+    notes.append(DEPRECATION + "; --backend lean-repl runs the same Lean without LeanDojo")
+    return "; ".join(notes)
+
+
+# A factory opens a Dojo for a theorem: a context manager whose ``__enter__`` gives (dojo, initial state).
+DojoFactory = Callable[[Theorem, float], AbstractContextManager]
+
+
+@dataclass(frozen=True)
+class LeanDojoConfig:
+    project: Path = field(default_factory=default_project_dir)
+    repo_path: Path | None = None  # the git repository LeanDojo traces; default: the trace snapshot
+    commit: str | None = None  # default: that repository's HEAD
+    open_timeout: float = 600.0  # seconds LeanDojo may take to start Lean on a theorem (import Mathlib)
+    build_deps: bool = False  # False: `lake exe cache get` for Mathlib instead of building it
+    check: LeanReplConfig = field(default_factory=lambda: LeanReplConfig(require_installed=False))
+    require_installed: bool = True
+
+
+class LeanDojoBackend:
+    name = "leandojo"
+
+    def __init__(self, config: LeanDojoConfig | None = None, dojo_factory: DojoFactory | None = None) -> None:
+        self.config = config or LeanDojoConfig()
+        if dojo_factory is None:
+            if self.config.require_installed:
+                require_lean(self.config.project)
+            self._ld = import_lean_dojo()
+            dojo_factory = self._real_factory
+        else:
+            self._ld = import_lean_dojo()
+        self._factory = dojo_factory
+        c = self.config.check
+        self.checker = LeanChecker(c.check_argv or c.argv, c.project, c.limits, c.check_timeout, c.standard_axioms)
+        self._cm: AbstractContextManager | None = None
+        self._dojo: Any = None
+        self._states: dict[tuple[str, ...], Any] = {}  # tactic path -> TacticState of the live Dojo
+        self._theorem: Theorem | None = None
+        self._repo: Any = None
+        self.discarded = 0  # Dojos dropped after a timeout or a crash
+
+    # -- the real Dojo ---------------------------------------------------------------------------
+    def _repository(self) -> Any:
+        if self._repo is None:
+            path = self.config.repo_path or snapshot_dir(self.config.project)
+            if not (path / ".git").exists():
+                raise LeanNotInstalled(f"no traced miniF2F repository at {path}: run `prover lean trace`")
+            commit = self.config.commit
+            if commit is None:
+                from git import Repo  # GitPython, a lean-dojo dependency
+
+                commit = Repo(path).head.commit.hexsha
+            self._repo = self._ld.LeanGitRepo(str(path), commit)
+        return self._repo
+
+    def _real_factory(self, theorem: Theorem, timeout: float) -> AbstractContextManager:
+        repo = self._repository()
+        rel = find_theorem_file(Path(repo.url), theorem.name)
+        if rel is None:
+            raise InitError(f"{theorem.name} is not in the traced library {repo.url}")
+        return self._ld.Dojo(self._ld.Theorem(repo, rel, theorem.name), timeout=max(1, math.ceil(timeout)),
+                             build_deps=self.config.build_deps)
+
+    # -- Dojo lifecycle ----------------------------------------------------------------------------
+    def _enter(self) -> Any:
+        """Start a Dojo on the open theorem; return its initial state."""
+        assert self._theorem is not None
+        cm = self._factory(self._theorem, self.config.open_timeout)
+        ld = self._ld
+        try:
+            try:
+                dojo, init = cm.__enter__()
+            except BaseException:
+                self._abandon(cm)  # __exit__ never runs for a failed __enter__: stop what it started
+                raise
+        except ld.DojoInitError as e:
+            raise InitError(f"LeanDojo could not start: {e}; {known_problems(self.config.project, str(e))}") from e
+        except Exception as e:  # CalledProcessError from `lake build`, bad JSON from a Lean >= 4.19 log, ...
+            raise InitError(f"LeanDojo could not start ({type(e).__name__}: {str(e)[:300]}); "
+                            f"{known_problems(self.config.project, str(e))}") from e
+        if not isinstance(init, ld.TacticState):
+            self._exit(cm, dojo)
+            raise InitError(f"LeanDojo gave no tactic state for {self._theorem.name}")
+        self._cm, self._dojo = cm, dojo
+        self._states = {(): init}
+        return init
+
+    @staticmethod
+    def _abandon(cm: AbstractContextManager) -> None:
+        proc = getattr(cm, "proc", None)
+        if proc is not None and getattr(proc, "pid", None):
+            stop_group(proc.pid, grace=0.5)
+        tmp = getattr(cm, "modified_file", None)
+        if tmp is not None:
+            try:
+                tmp.__exit__(None, None, None)
+            except Exception:
+                pass
+
+    @staticmethod
+    def _exit(cm: AbstractContextManager, dojo: Any) -> None:
+        try:
+            cm.__exit__(None, None, None)
+        except Exception:
+            pass
+        proc = getattr(dojo, "proc", None)
+        if proc is not None and getattr(proc, "pid", None):
+            # pexpect runs Lean in a new session: stop its whole group, LeanDojo only kills descendants.
+            stop_group(proc.pid, grace=0.5)
+
+    def _discard(self) -> None:
+        if self._cm is not None:
+            self._exit(self._cm, self._dojo)
+            self.discarded += 1
+        self._cm = self._dojo = None
+        self._states = {}
+
+    def close(self) -> None:
+        self._discard()
+        self._theorem = None
+
+    def __enter__(self) -> "LeanDojoBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- theorem -----------------------------------------------------------------------------------
+    def open(self, theorem: Theorem) -> State:
+        name = declaration_name(theorem.statement)
+        if name != theorem.name:
+            raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
+        self._discard()
+        self._theorem = theorem
+        init = self._enter()
+        return State((), init.pp)
+
+    def goals(self, state: State) -> str:
+        return state.goals
+
+    def _run(self, tactic_state: Any, tactic: str, timeout: float) -> Any:
+        dojo = self._dojo
+        dojo.timeout = max(1, math.ceil(timeout))
+        dojo.proc.timeout = timeout  # pexpect's read limit is the tactic's limit
+        return dojo.run_tac(tactic_state, tactic)
+
+    def _resolve(self, path: tuple[str, ...]) -> Any:
+        if self._dojo is None:
+            self._enter()
+        if path in self._states:
+            return self._states[path]
+        parent = self._resolve(path[:-1])
+        try:
+            result = self._run(parent, path[-1], self.config.open_timeout)
+        except (self._ld.DojoTacticTimeoutError, self._ld.DojoCrashError) as e:
+            self._discard()
+            raise BackendCrash(f"replaying {path[-1]!r} in a new Dojo failed: {type(e).__name__}") from e
+        if not isinstance(result, self._ld.TacticState):
+            raise BackendCrash(f"replaying {path[-1]!r} in a new Dojo gave {type(result).__name__}")
+        self._states[path] = result
+        return result
+
+    def apply(self, state: State, tactic: str, timeout: float) -> Outcome:
+        if self._theorem is None:
+            raise BackendCrash("no theorem is open")
+        text, why = check_tactic(tactic)
+        if text is None:
+            return Failed(why, rejected=True)
+        path = tuple(state.key)
+        parent = self._resolve(path)
+        ld = self._ld
+        start = time.monotonic()
+        try:
+            result = self._run(parent, text, timeout)
+        except ld.DojoTacticTimeoutError:
+            self._discard()  # its Lean is still working: a late reply would answer the next tactic
+            return TimedOut(time.monotonic() - start)
+        except ld.DojoCrashError as e:
+            self._discard()
+            oom = " (out of memory)" if e.is_out_of_memory else ""
+            raise BackendCrash(f"LeanDojo's Lean crashed{oom}: {e}") from e
+        return self.outcome(result, path + (text,))
+
+    def outcome(self, result: Any, path: tuple[str, ...]) -> Outcome:
+        """Map a ``run_tac`` result onto the search's outcomes."""
+        ld = self._ld
+        if isinstance(result, ld.TacticState):
+            self._states[path] = result
+            return Next(State(path, result.pp))
+        if isinstance(result, ld.ProofFinished):
+            return Finished(State(path, ""))
+        if isinstance(result, ld.LeanError):
+            return Failed(result.error)
+        if isinstance(result, ld.ProofGivenUp):
+            return Failed("the proof gave up (sorry)")
+        raise BackendCrash(f"unknown LeanDojo result {result!r:.200}")
+
+    # -- proof text and the full check ------------------------------------------------------------
+    def proof_text(self, tactics: list[str]) -> str:
+        return proof_body([check_tactic(t)[0] or t for t in tactics])
+
+    def check(self, theorem: Theorem, tactics: list[str]) -> CheckResult:
+        """The same full check as the REPL backend: LeanDojo's own ``check_proof`` passes Lean the
+        ``--memory`` flag that newer Lean rejects, and reads only its ``sorry`` warnings."""
+        return self.checker.check(theorem, tactics)
+
+    def info(self) -> BackendInfo:
+        version = getattr(self._ld, "__version__", "unknown")
+        return BackendInfo("leandojo", version, {"deprecated": DEPRECATION, "discarded_dojos": self.discarded})
+
+
+def trace(project: Path, progress: Callable[[str], None] = print) -> Path:
+    """``prover lean trace``: commit the library into its snapshot repository and trace it with
+    LeanDojo (hours for Mathlib's dependents; the result lands in LeanDojo's ``CACHE_DIR``)."""
+    from .lean_project import make_snapshot
+
+    require_lean(project)
+    ld = import_lean_dojo()
+    path, commit = make_snapshot(project)
+    progress(f"snapshot {path} @ {commit[:12]}")
+    progress(f"note: {known_problems(project)}")
+    repo = ld.LeanGitRepo(str(path), commit)
+    traced = ld.get_traced_repo_path(repo, build_deps=False)
+    progress(f"traced into {traced}")
+    return Path(traced)
+

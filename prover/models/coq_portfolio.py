@@ -1,0 +1,139 @@
+"""The goal-aware model-free generator for Coq: a ranked list of tactics chosen from the goal's shape.
+
+It reads the goals text the way a model would: when the conclusion still quantifies or implies,
+the only sensible first step is to introduce; otherwise it offers structural steps for the
+conclusion's and hypotheses' connectives, and the decision procedures that fit the number types in
+sight (lia/nia for nat and Z, lra/nra/field/psatz for R, component-wise ring for complex numbers),
+then general automation (CoqHammer's sauto, auto, intuition).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .base import Candidate, Generator
+
+_SEP = re.compile(r"^=+$", re.M)
+_HYP = re.compile(r"^([A-Za-z_][\w', ]*?) : (.*)$")
+
+
+def _top_level(text: str, op: str) -> bool:
+    """Whether ``op`` occurs outside parentheses/brackets in ``text``."""
+    depth = 0
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith(op, i):
+            return True
+        i += 1
+    return False
+
+
+@dataclass(frozen=True)
+class GoalShape:
+    conclusion: str
+    hypotheses: tuple[tuple[str, str], ...]  # (names, type)
+
+    @classmethod
+    def of(cls, goals: str) -> "GoalShape":
+        """Shape of the first goal in coq.py's goals text."""
+        parts = _SEP.split(goals, maxsplit=1)
+        head, rest = (parts[0], parts[1]) if len(parts) == 2 else ("", goals)
+        conclusion = re.split(r"\n\s*\ngoal \d+ is:", rest)[0].strip()
+        hyps = []
+        for line in head.splitlines():
+            m = _HYP.match(line.strip())
+            if m:
+                hyps.append((m.group(1), m.group(2)))
+            elif hyps and line.startswith(" "):  # a hypothesis type wrapped onto the next line
+                names, typ = hyps[-1]
+                hyps[-1] = (names, typ + " " + line.strip())
+        return cls(" ".join(conclusion.split()), tuple(hyps))
+
+    @property
+    def text(self) -> str:
+        return self.conclusion + " " + " ".join(t for _, t in self.hypotheses)
+
+    def mentions(self, word: str) -> bool:
+        return re.search(rf"\b{re.escape(word)}\b", self.text) is not None
+
+    @property
+    def introducible(self) -> bool:
+        c = self.conclusion
+        return c.startswith(("forall ", "~")) or _top_level(c, "->")
+
+    def variables(self, typ: str) -> list[str]:
+        out = []
+        for names, t in self.hypotheses:
+            if t.strip() == typ:
+                out += [n.strip() for n in names.split(",")]
+        return out
+
+
+def coq_tactics(shape: GoalShape) -> list[str]:
+    """Ranked tactics for one goal shape."""
+    if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
+        return ["intros", "lia", "easy"]
+    c = shape.conclusion
+    real = shape.mentions("R") or "%R" in shape.text
+    integer = shape.mentions("Z") or shape.mentions("nat") or "%Z" in shape.text or "%nat" in shape.text
+    complex_ = shape.mentions("C") or "%C" in shape.text
+    hyp_types = " ".join(t for _, t in shape.hypotheses)
+    out: list[str] = []
+    if _top_level(c, "<->"):
+        out.append("split")
+    if integer or not real:
+        out += ["lia", "nia"]
+    if real:
+        out += ["lra", "field", "nra"]
+    out += ["reflexivity", "ring"]
+    if complex_:
+        out += ["apply injective_projections; simpl; lra", "apply injective_projections; simpl; ring",
+                "apply injective_projections; simpl; field"]
+    if _top_level(c, "/\\"):
+        out += ["split", "repeat split"]
+    if any(re.search(r"\w+ = ", t) for _, t in shape.hypotheses):
+        out.append("subst")
+    defs = [names for names, t in shape.hypotheses  # definitions given as equations
+            if t.startswith("forall") and " = " in t and "," not in names]
+    if len(defs) > 1:
+        out += [f"rewrite ?{', ?'.join(defs)}", f"rewrite ?{', ?'.join(defs)} in *"]
+    for name in defs:
+        out += [f"rewrite !{name}", f"rewrite !{name} in *"]
+    if _top_level(hyp_types, "/\\") or "/\\" in hyp_types:
+        out.append("match goal with H : _ /\\ _ |- _ => destruct H end")
+    if "exists" in hyp_types:
+        out.append("match goal with H : exists _, _ |- _ => destruct H end")
+    if "\\/" in hyp_types:
+        out.append("match goal with H : _ \\/ _ |- _ => destruct H end")
+    if _top_level(c, "\\/"):
+        out += ["left", "right"]
+    if real:
+        out += ["psatz R 2", "field_simplify; lra", "field_simplify; nra"]
+    out += ["vm_compute; reflexivity", "simpl; lia", "easy", "sauto", "auto with *", "intuition",
+            "simpl in *", "exfalso"]
+    for var in shape.variables("nat")[:2]:
+        out.append(f"induction {var}")
+    if c.startswith("exists"):
+        out.append("eexists")
+    seen: list[str] = []
+    for t in out:
+        if t not in seen:
+            seen.append(t)
+    return seen
+
+
+class CoqPortfolio(Generator):
+    """Zipf-scored tactics from ``coq_tactics``: a higher rank is a likelier step."""
+
+    name = "portfolio"
+
+    def generate(self, goals: str, n: int) -> list[Candidate]:
+        tactics = coq_tactics(GoalShape.of(goals))[:n]
+        total = sum(1.0 / (i + 1) for i in range(len(tactics)))
+        return [Candidate(t, math.log(1.0 / (i + 1) / total)) for i, t in enumerate(tactics)]

@@ -1,0 +1,137 @@
+"""What each request does, given its backend and generator: no threads and no I/O here.
+
+The server owns concurrency and cancellation; these functions only watch the ``cancel`` event
+between prover calls (the server also stops the prover process, which ends a long call at once).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..backends.base import Backend, Finished, InitError, Next, Theorem
+from ..backends.coq_text import CoqSyntaxError, find_theorem, split_sentences, theorem_name
+from ..models.base import Generator
+from ..search.best_first import Progress, search
+from .protocol import (CheckReply, CheckRequest, ProveRequest, RequestError, ResultReply, SuggestRequest,
+                       Suggestion, SuggestionsReply, TheoremSpec)
+from .sessions import Session, TacticFailed
+
+
+class Cancelled(Exception):
+    """The request was cancelled; the server answers `cancelled`."""
+
+
+def resolve_theorem(spec: TheoremSpec, backend: str, id) -> tuple[Theorem, tuple[str, ...]]:
+    """The theorem a request names, and the tactics of its proof so far (from ``source`` only)."""
+    if backend != "coq" and (spec.file is not None or spec.source is not None):
+        raise RequestError("'file' and 'source' are read as Coq text: give 'statement' for this backend", id)
+    if spec.statement is not None:
+        name = theorem_name(spec.statement)
+        if name is None:
+            raise RequestError("'statement' must start with Theorem/Lemma/... NAME", id)
+        return Theorem(name, spec.statement.strip(), spec.header, spec.allow_axioms), ()
+    if spec.file is not None:
+        try:
+            text = Path(spec.file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RequestError(f"no such file: {spec.file}", id) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise RequestError(f"cannot read {spec.file}: {e}", id) from None
+        try:
+            found = find_theorem(text, spec.name)
+        except KeyError:
+            raise RequestError(f"theorem {spec.name!r} not found in {spec.file}", id) from None
+        except CoqSyntaxError as e:
+            raise RequestError(f"cannot parse {spec.file}: {e}", id) from None
+        return Theorem(found.name, found.statement, found.header, spec.allow_axioms), ()
+    return theorem_from_source(spec.source or "", spec.allow_axioms, id)
+
+
+_BULLET_OR_BRACE = set("-+*{}")
+
+
+def theorem_from_source(source: str, allow_axioms: tuple[str, ...], id) -> tuple[Theorem, tuple[str, ...]]:
+    """An editor's buffer up to the cursor: its last theorem, and the proof sentences after it.
+
+    Bullets and braces only focus goals: dropped, the same tactics run on the goals in order, and
+    the state shows every goal left rather than the focused one.
+    """
+    try:
+        sentences = split_sentences(source)
+    except CoqSyntaxError:
+        # The cursor may sit inside an unfinished sentence: ignore the text after the last '.'.
+        cut = source.rstrip().rfind(".")
+        try:
+            sentences = split_sentences(source[: cut + 1]) if cut >= 0 else []
+        except CoqSyntaxError as e:
+            raise RequestError(f"cannot read 'source': {e}", id) from None
+    for k in range(len(sentences) - 1, -1, -1):
+        name = theorem_name(sentences[k].text)
+        if name is not None:
+            tactics = []
+            for s in sentences[k + 1:]:
+                clean = s.clean
+                if clean in _BULLET_OR_BRACE or set(clean) <= _BULLET_OR_BRACE:
+                    continue
+                if clean.startswith("Proof") and not tactics:
+                    continue
+                tactics.append(clean)
+            statement = sentences[k].text
+            return Theorem(name, statement.strip(), source[: sentences[k].start], allow_axioms), tuple(tactics)
+    raise RequestError("no Theorem/Lemma/... in 'source' before the cursor", id)
+
+
+def prove(request: ProveRequest, theorem: Theorem, backend: Backend, generator: Generator,
+          cancel: threading.Event, on_progress: Callable[[Progress], None] | None) -> ResultReply:
+    result = search(theorem, backend, generator, request.search, on_progress=on_progress, cancel=cancel)
+    if cancel.is_set():
+        raise Cancelled()
+    if result.failure_reason == "init_error":
+        raise RequestError(result.failure_message, request.id, "init_error")
+    return ResultReply.of_search(request.id, request.backend, generator.name, result)
+
+
+def suggest(request: SuggestRequest, session: Session | None, tactics: tuple[str, ...], generator: Generator,
+            cancel: threading.Event) -> SuggestionsReply:
+    """Ranked candidates for the goal; with ``check``, only those the prover runs without an error or
+    a timeout and that change the goals, each with the goals it leaves."""
+    start = time.monotonic()
+    if session is None:
+        goals = request.goal or ""
+        ranked = generator.generate(goals, request.n)
+        return SuggestionsReply(request.id, goals, tuple(Suggestion(c.tactic, c.score) for c in ranked),
+                                False, len(ranked), time.monotonic() - start)
+    try:
+        state = session.state_after(tactics, request.tactic_timeout)
+    except InitError as e:
+        raise RequestError(str(e), request.id, "init_error") from None
+    except TacticFailed as e:
+        raise RequestError(f"the proof so far does not run: {e}", request.id) from None
+    if state is None:
+        raise RequestError("the proof so far is already complete", request.id)
+    ranked = generator.generate(state.goals, request.n)
+    if not request.check:
+        return SuggestionsReply(request.id, state.goals, tuple(Suggestion(c.tactic, c.score) for c in ranked),
+                                False, len(ranked), time.monotonic() - start)
+    kept: list[Suggestion] = []
+    for cand in ranked:
+        if cancel.is_set():
+            raise Cancelled()
+        outcome = session.backend.apply(state, cand.tactic, request.tactic_timeout)
+        if isinstance(outcome, Finished):
+            kept.append(Suggestion(cand.tactic, cand.score, "", True))
+        elif isinstance(outcome, Next) and outcome.state.goals != state.goals:  # not a no-op
+            kept.append(Suggestion(cand.tactic, cand.score, outcome.state.goals, False))
+    # Tactics that close the proof first (what the user most wants), then the generator's order.
+    kept.sort(key=lambda s: not s.complete)
+    return SuggestionsReply(request.id, state.goals, tuple(kept), True, len(ranked), time.monotonic() - start)
+
+
+def check(request: CheckRequest, theorem: Theorem, backend: Backend) -> CheckReply:
+    result = backend.check(theorem, list(request.tactics))
+    errors = () if result.ok else (result.message,)
+    return CheckReply(request.id, result.ok, errors, result.axioms, backend.proof_text(list(request.tactics)),
+                      result.elapsed)
+

@@ -1,0 +1,243 @@
+"""Benchmark runs: theorems fanned out to workers, results back to the driver, which alone writes.
+
+Locally, each of N worker processes owns its prover process and working directory; the driver
+enforces the per-theorem wall clock too, stopping an overrunning worker by its process group. With
+Ray (``--ray local`` or ``--ray-address``), the same jobs run as Ray actors; Ray is imported only then.
+"""
+from __future__ import annotations
+
+import collections
+import multiprocessing.connection
+import os
+import platform
+import random
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from ..backends.base import Theorem
+from ..backends.process import WorkerProcess
+from ..components import BackendOptions, ModelOptions, make_backend, make_generator
+from ..search.best_first import SearchConfig, search
+from .minif2f import Problem
+
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to rebuild the same backend, generator and budgets."""
+
+    backend: str
+    generator: str = "portfolio"
+    tactics_file: str | None = None
+    search: SearchConfig = field(default_factory=SearchConfig)
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
+    seed: int = 0
+    versions: dict = field(default_factory=dict)
+    grace: float = 30.0  # beyond search timeout + check timeout before the driver stops a worker
+    model: ModelOptions = field(default_factory=ModelOptions)  # for --generator hf|mix
+
+    @property
+    def deadline(self) -> float:
+        return self.search.timeout + self.backend_options.check_timeout + self.grace
+
+    def budgets(self) -> dict:
+        return {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
+                "memory_mb": self.backend_options.memory_mb}
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    split: str
+    category: str
+    theorem: Theorem
+    source: dict
+
+    @classmethod
+    def of(cls, problem: Problem) -> "Job":
+        return cls(problem.name, problem.split, problem.category, problem.theorem, problem.source)
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def collect_versions(backend_name: str, options: BackendOptions) -> dict:
+    backend = make_backend(backend_name, options)
+    try:
+        info = backend.info()
+    finally:
+        backend.close()
+    return {"prover": __version__, "git_commit": git_commit(), backend_name: info.version,
+            "python": platform.python_version()}
+
+
+def base_record(job: Job, spec: RunSpec, generator_name: str, model: str | None) -> dict:
+    return {"name": job.name, "split": job.split, "category": job.category, "backend": spec.backend,
+            "generator": generator_name, "model": model, "budgets": spec.budgets(), "seed": spec.seed,
+            "versions": spec.versions, "dataset": job.source, "host": platform.node()}
+
+
+def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
+    """Search one theorem; the record carries everything needed to reproduce and re-verify it."""
+    record = base_record(job, spec, generator.name, getattr(generator, "model_id", None))
+    start = time.monotonic()
+    try:
+        result = search(job.theorem, backend, generator, spec.search)
+        out = result.to_dict()
+        out.pop("theorem")
+        record.update(out)
+        record["verified"] = result.proved  # a proof is only reported after the full check
+    except Exception as e:  # a bug or a backend failure must not stop the whole run
+        record.update(proved=False, verified=False, proof="", tactics=[], expansions=0, tactic_calls=0,
+                      elapsed=time.monotonic() - start, failure_reason="crash",
+                      failure_message=f"{type(e).__name__}: {e}")
+    record["worker_pid"] = os.getpid()
+    record["finished_at"] = time.time()
+    return record
+
+
+def overrun_record(job: Job, spec: RunSpec, elapsed: float, reason: str, message: str) -> dict:
+    record = base_record(job, spec, spec.generator, None)
+    record.update(proved=False, verified=False, proof="", tactics=[], expansions=0, tactic_calls=0,
+                  elapsed=elapsed, failure_reason=reason, failure_message=message, worker_pid=None,
+                  finished_at=time.time())
+    return record
+
+
+def _worker_loop(conn, spec: RunSpec) -> None:
+    random.seed(spec.seed)
+    generator = make_generator(spec.generator, spec.backend, spec.tactics_file, spec.model)
+    backend = make_backend(spec.backend, spec.backend_options)
+    try:
+        while True:
+            try:
+                job = conn.recv()
+            except EOFError:
+                return
+            if job is None:
+                return
+            conn.send(prove_job(job, spec, backend, generator))
+    finally:
+        backend.close()
+
+
+class LocalPool:
+    """N worker processes; the driver assigns jobs, collects results and enforces deadlines."""
+
+    def __init__(self, spec: RunSpec, workers: int) -> None:
+        self.spec, self.size = spec, max(1, workers)
+
+    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> None:
+        pending = collections.deque(jobs)
+        idle: list[WorkerProcess] = []
+        busy: dict[WorkerProcess, tuple[Job, float]] = {}
+        try:
+            for _ in range(min(self.size, len(jobs))):
+                idle.append(WorkerProcess(_worker_loop, self.spec))
+            while pending or busy:
+                while idle and pending:
+                    worker, job = idle.pop(), pending.popleft()
+                    worker.conn.send(job)
+                    busy[worker] = (job, time.monotonic())
+                by_conn = {w.conn: w for w in busy}
+                for conn in multiprocessing.connection.wait(list(by_conn), timeout=0.5):
+                    worker = by_conn[conn]
+                    job, started = busy.pop(worker)
+                    try:
+                        record = conn.recv()
+                    except (EOFError, OSError):
+                        worker.stop()
+                        record = overrun_record(job, self.spec, time.monotonic() - started, "crash",
+                                                "the worker process died")
+                        worker = WorkerProcess(_worker_loop, self.spec) if pending else None
+                    if worker is not None:
+                        idle.append(worker)
+                    on_result(record)
+                now = time.monotonic()
+                for worker, (job, started) in list(busy.items()):
+                    if now - started > self.spec.deadline:
+                        worker.stop()
+                        del busy[worker]
+                        on_result(overrun_record(job, self.spec, now - started, "timeout",
+                                                 f"stopped by the runner after {self.spec.deadline:.0f} s"))
+                        if pending:
+                            idle.append(WorkerProcess(_worker_loop, self.spec))
+        finally:
+            for worker in idle + list(busy):
+                worker.stop()
+
+
+class RayPool:
+    """The same jobs as Ray actors, one prover per actor; only the driver writes results."""
+
+    def __init__(self, spec: RunSpec, workers: int, address: str | None) -> None:
+        self.spec, self.size, self.address = spec, max(1, workers), address
+
+    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> None:
+        try:
+            import ray
+        except ImportError:
+            from ..components import ConfigError
+            raise ConfigError("Ray is not installed: pip install 'prover[cluster]'") from None
+        if self.address:
+            ray.init(address=self.address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=self.size, include_dashboard=False, log_to_driver=False)
+        try:
+            actor_cls = ray.remote(num_cpus=1)(ProverActor)
+            pending = collections.deque(jobs)
+            running: dict = {}  # ObjectRef -> (actor, job, started)
+            actors = [actor_cls.remote(self.spec) for _ in range(min(self.size, len(jobs)))]
+            while pending or running:
+                while actors and pending:
+                    actor, job = actors.pop(), pending.popleft()
+                    running[actor.prove.remote(job)] = (actor, job, time.monotonic())
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                for ref in done:
+                    actor, job, started = running.pop(ref)
+                    try:
+                        record = ray.get(ref)
+                        actors.append(actor)
+                    except ray.exceptions.RayError as e:
+                        record = overrun_record(job, self.spec, time.monotonic() - started, "crash", str(e)[:500])
+                        ray.kill(actor)
+                        actors.append(actor_cls.remote(self.spec))
+                    on_result(record)
+                now = time.monotonic()
+                for ref, (actor, job, started) in list(running.items()):
+                    if now - started > self.spec.deadline:
+                        ray.kill(actor)  # its prover dies with it (parent-death signal)
+                        del running[ref]
+                        on_result(overrun_record(job, self.spec, now - started, "timeout",
+                                                 f"stopped by the runner after {self.spec.deadline:.0f} s"))
+                        actors.append(actor_cls.remote(self.spec))
+            for actor in actors:
+                ray.get(actor.close.remote())
+        finally:
+            ray.shutdown()
+
+
+class ProverActor:
+    """A Ray actor owning one backend and one generator (wrapped by ray.remote in RayPool)."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        random.seed(spec.seed)
+        self.spec = spec
+        self.generator = make_generator(spec.generator, spec.backend, spec.tactics_file, spec.model)
+        self.backend = make_backend(spec.backend, spec.backend_options)
+
+    def prove(self, job: Job) -> dict:
+        return prove_job(job, self.spec, self.backend, self.generator)
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,50 @@
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("PROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Pids of live processes whose environment carries ``marker`` (how tests find leaked children)."""
+    found = []
+    needle = f"PROVER_TEST_MARK={marker}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in env.split(b"\0") and state != b"Z":
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def marker(monkeypatch):
+    """A unique environment marker inherited by every process the test starts."""
+    mark = uuid.uuid4().hex
+    monkeypatch.setenv("PROVER_TEST_MARK", mark)
+    return mark
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prover", *args], cwd=kw.pop("cwd", ROOT),
+                          env=cli_env(kw.pop("env", None)), capture_output=True, text=True,
+                          timeout=timeout, **kw)

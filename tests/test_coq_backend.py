@@ -1,0 +1,171 @@
+"""The Coq backend against real coqtop/coqc."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from prover.backends.base import BackendCrash, Failed, Finished, InitError, Next, Theorem, TimedOut
+from prover.backends.coq import CoqBackend, CoqConfig, audit_assumptions
+
+from .conftest import processes_with_marker
+
+NAT = Theorem("t", "Theorem t : forall n m : nat, n = m -> n + 0 = m /\\ True.")
+LOOP = "let rec loop x := loop x in loop 0"
+
+
+@pytest.fixture(scope="module")
+def coq():
+    backend = CoqBackend()
+    yield backend
+    backend.close()
+
+
+def test_open_apply_and_branching(coq):
+    root = coq.open(NAT)
+    assert "forall n m : nat" in root.goals and "(ID" not in root.goals
+    intros = coq.apply(root, "intros", 5)
+    assert isinstance(intros, Next) and "H : n = m" in intros.state.goals
+    split = coq.apply(intros.state, "split", 5)
+    assert isinstance(split, Next) and split.state.goals.startswith("2 goals")
+    left = coq.apply(split.state, "lia", 5)
+    assert isinstance(left, Next) and left.state.goals.endswith("True")
+    # Back to an earlier state on another branch, then forward again on the first one.
+    other = coq.apply(root, "intros n m H; subst", 5)
+    assert isinstance(other, Next) and "H :" not in other.state.goals
+    done = coq.apply(left.state, "exact I", 5)
+    assert isinstance(done, Finished)
+    assert done.state.key == ("intros.", "split.", "lia.", "exact I.")
+    assert isinstance(coq.apply(other.state, "split; [lia | exact I]", 5), Finished)
+
+
+def test_failures_and_rejections(coq):
+    root = coq.open(NAT)
+    bad = coq.apply(root, "exact I", 5)
+    assert isinstance(bad, Failed) and not bad.rejected and "I" in bad.message
+    refused = coq.apply(root, "intros. admit.", 5)
+    assert isinstance(refused, Failed) and refused.rejected
+    # The failures left the live state usable.
+    assert isinstance(coq.apply(root, "intros; lia", 5), Finished)
+
+
+def test_a_tactic_that_changes_nothing_still_reports_goals(coq):
+    root = coq.open(NAT)
+    same = coq.apply(root, "idtac", 5)
+    assert isinstance(same, Next) and same.state.goals == root.goals
+
+
+def test_looping_tactic_is_cut_at_the_tactic_timeout(coq):
+    root = coq.open(NAT)
+    start = time.monotonic()
+    out = coq.apply(root, LOOP, 1)
+    assert isinstance(out, TimedOut)
+    assert time.monotonic() - start < 1 + coq.config.grace
+    assert isinstance(coq.apply(root, "intros; lia", 5), Finished)
+
+
+def test_unresponsive_coqtop_is_restarted_and_states_stay_valid():
+    backend = CoqBackend(CoqConfig(grace=0.5))
+    try:
+        root = backend.open(NAT)
+        intros = backend.apply(root, "intros", 5)
+        old_pid = backend.pid
+        # A stopped process answers neither Timeout nor SIGINT: the backend must restart it.
+        timer = threading.Timer(0.2, os.kill, (old_pid, signal.SIGSTOP))
+        timer.start()
+        out = backend.apply(intros.state, LOOP, 1)
+        timer.join()
+        assert isinstance(out, TimedOut)
+        assert backend.pid != old_pid
+        with pytest.raises(ProcessLookupError):
+            os.kill(old_pid, 0)
+        assert isinstance(backend.apply(intros.state, "split; [lia | exact I]", 5), Finished)
+    finally:
+        backend.close()
+
+
+def test_killed_coqtop_is_a_crash():
+    backend = CoqBackend()
+    try:
+        root = backend.open(NAT)
+        os.kill(backend.pid, signal.SIGKILL)
+        with pytest.raises(BackendCrash):
+            backend.apply(root, "intros", 5)
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("theorem,fragment", [
+    (Theorem("t", "Theorem t : 1 + true = 2."), "does not type-check"),
+    (Theorem("t", "Theorem u : True."), "expected 't'"),
+    (Theorem("t", "Theorem t : True.", "Require Import NoSuchLibrary."), "header sentence"),
+    (Theorem("t", "Definition t := 1."), "Theorem/Lemma"),
+])
+def test_open_rejects_bad_theorems(coq, theorem, fragment):
+    with pytest.raises(InitError, match=fragment):
+        coq.open(theorem)
+
+
+def test_close_leaves_no_process(marker):
+    backend = CoqBackend()
+    backend.open(NAT)
+    assert processes_with_marker(marker)
+    backend.close()
+    assert processes_with_marker(marker) == []
+
+
+def test_full_check_accepts_a_real_proof_and_its_file_compiles(coq, tmp_path):
+    result = coq.check(NAT, ["intros", "split", "lia", "exact I"])
+    assert result.ok, result.message
+    assert result.axioms == ()
+    (tmp_path / "Again.v").write_text(result.source)
+    assert subprocess.run(["coqc", "-q", "Again.v"], cwd=tmp_path).returncode == 0
+
+
+def test_full_check_lists_standard_axioms_over_the_reals(coq):
+    th = Theorem("r", "Theorem r : forall x y : R, (x + y) ^ 2 = x ^ 2 + 2 * x * y + y ^ 2.",
+                 "Require Import Reals. Open Scope R_scope.")
+    result = coq.check(th, ["intros", "ring"])
+    assert result.ok, result.message
+    assert "ClassicalDedekindReals.sig_forall_dec" in result.axioms
+
+
+def test_full_check_refuses_incomplete_and_escaping_proofs(coq):
+    assert not coq.check(NAT, ["intros", "split", "lia"]).ok
+    assert not coq.check(NAT, ["intros", "admit"]).ok
+    assert not coq.check(Theorem("t", "Theorem u : True."), ["exact I"]).ok
+
+
+def test_full_check_refuses_axioms_from_the_header_unless_allowed(coq):
+    header = "Axiom cheat : forall P : Prop, P."
+    th = Theorem("f", "Theorem f : 0 = 1.", header)
+    refused = coq.check(th, ["apply cheat"])
+    assert not refused.ok and "cheat" in refused.message
+    allowed = Theorem("f", "Theorem f : 0 = 1.", header, allowed_axioms=("cheat",))
+    assert coq.check(allowed, ["apply cheat"]).ok
+
+
+def test_full_check_catches_what_coqtop_accepts_but_qed_refuses(coq):
+    # fix is only guard-checked at Qed: coqtop finishes the proof, the full check must not.
+    th = Theorem("g", "Theorem g : forall n : nat, n = S n.")
+    root = coq.open(th)
+    fix = coq.apply(root, "fix IH 1", 5)
+    assert isinstance(fix, Next)
+    assert isinstance(coq.apply(fix.state, "exact IH", 5), Finished)
+    result = coq.check(th, ["fix IH 1", "exact IH"])
+    assert not result.ok and "coqc failed" in result.message
+
+
+def test_audit_of_print_assumptions_output():
+    allowed = {"Classical_Prop.classic"}
+    assert audit_assumptions("Closed under the global context\n", allowed) == (True, (), "")
+    ok, axioms, _ = audit_assumptions("Axioms:\nClassical_Prop.classic : forall P : Prop, P \\/ ~ P\n",
+                                      allowed)
+    assert ok and axioms == ("Classical_Prop.classic",)
+    ok, axioms, msg = audit_assumptions("Axioms:\nClassical_Prop.classic\n  : forall P, P\nlemma\n  : False\n",
+                                        allowed)
+    assert not ok and axioms == ("Classical_Prop.classic", "lemma") and "lemma" in msg
+    assert not audit_assumptions("f is assumed to be guarded.\n", allowed)[0]
+    assert not audit_assumptions("", allowed)[0]

@@ -1,0 +1,371 @@
+"""`prover repl` as a real subprocess, with real Coq behind it, spoken to in real JSON lines."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from prover.backends.base import Finished, Next, Theorem
+from prover.backends.coq import CoqBackend
+from prover.components import make_generator
+from prover.repl.client import ReplClient
+
+ROOT = Path(__file__).resolve().parents[1]
+REALS = "Require Import Reals.\nOpen Scope R_scope."
+# Four expansions with the portfolio (intros; field; lra): progress comes before the result.
+FIELD = "Theorem div_self : forall x : R, x <> 0 -> x / x = 1."
+# One expansion each.
+ADD0 = "Theorem add0 : forall n : nat, n + 0 = n."
+SWAP = "Theorem swap : forall P Q : Prop, P /\\ Q -> Q /\\ P."
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _children() -> dict[int, int]:
+    """pid -> parent pid of every process we can see."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            out[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return out
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (the REPL's provers: coqtop, coqc), zombies included."""
+    parents = _children()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Repl:
+    """`python -m prover repl ARGS` with a thread that queues its stdout lines."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "prover", "repl", *args], cwd=ROOT, env=_env(),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.pending: list[dict] = []
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                self.lines.put(json.loads(line))
+            except ValueError:  # every stdout line must be JSON: make the test fail on it
+                self.lines.put({"id": "?", "type": "not-json", "line": line.decode(errors="replace")})
+        self.lines.put(None)
+
+    def send_raw(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, **request) -> None:
+        self.send_raw((json.dumps(request) + "\n").encode())
+
+    def next(self, timeout: float = 60) -> dict | None:
+        return self.lines.get(timeout=timeout)
+
+    def until(self, id, types=("result", "suggestions", "check", "error", "cancelled", "bye"),
+              timeout: float = 90) -> list[dict]:
+        """Messages for ``id`` up to its final one (others are kept for later calls)."""
+        got, deadline = [], time.monotonic() + timeout
+        for m in list(self.pending):
+            if m.get("id") == id:
+                self.pending.remove(m)
+                got.append(m)
+                if m["type"] in types:
+                    return got
+        while True:
+            m = self.next(max(0.1, deadline - time.monotonic()))
+            assert m is not None, f"REPL ended; stderr: {self.proc.stderr.read().decode()[-2000:]}"
+            if m.get("id") != id:
+                self.pending.append(m)
+                continue
+            got.append(m)
+            if m["type"] in types:
+                return got
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def repl():
+    r = Repl("--workers", "4")
+    yield r
+    r.close()
+    assert r.proc.returncode == 0
+
+
+def test_malformed_lines_get_errors_and_the_repl_keeps_serving(repl: Repl) -> None:
+    bad = [
+        (b"this is not json\n", None, "parse_error"),
+        (b"[1, 2]\n", None, "parse_error"),
+        (b'{"cmd": "suggest", "goal": "x"}\n', None, "bad_request"),
+        (b'{"id": true, "cmd": "suggest", "goal": "x"}\n', None, "bad_request"),
+        (b'{"id": "m1"}\n', "m1", "bad_request"),
+        (b'{"id": "m2", "cmd": "prove!"}\n', "m2", "unknown_command"),
+        (b'{"id": "m3", "cmd": "prove", "header": "Require Import Arith."}\n', "m3", "bad_request"),
+        (b'{"id": "m4", "cmd": "suggest", "goal": "x", "n": "three"}\n', "m4", "bad_request"),
+        (b'{"id": "m5", "cmd": "suggest", "goal": "x", "chek": true}\n', "m5", "bad_request"),
+        (b'{"id": "m6", "cmd": "cancel", "target": "never-sent"}\n', "m6", "unknown_target"),
+        (b'{"id": "m7", "cmd": "check", "statement": "Theorem t : True."}\n', "m7", "bad_request"),
+        (b'\xff\xfe\n', None, "parse_error"),
+    ]
+    for line, id, code in bad:
+        repl.send_raw(line)
+        m = repl.next(timeout=30)
+        assert (m["type"], m["id"], m["code"]) == ("error", id, code), (line, m)
+        assert m["message"]
+    # A theorem that does not type-check is an error of that request only.
+    repl.send(id="m8", cmd="suggest", statement="Theorem bad : forall n : nat, n + true = n.", check=True)
+    [m] = repl.until("m8")
+    assert (m["type"], m["code"]) == ("error", "init_error") and "statement" in m["message"]
+    # Still serving.
+    repl.send(id=9, cmd="suggest", goal="n : nat\n============================\nn + 0 = n", n=3)
+    [m] = repl.until(9)
+    expected = [c.tactic for c in make_generator("portfolio", "coq").generate(
+        "n : nat\n============================\nn + 0 = n", 3)]
+    assert m["type"] == "suggestions" and [c["tactic"] for c in m["candidates"]] == expected
+    assert m["candidates"][0]["score"] > m["candidates"][1]["score"] > m["candidates"][2]["score"]
+
+
+def _independent_outcomes(theorem: Theorem, before: list[str], tactics: list[str]) -> dict[str, object]:
+    with CoqBackend() as coq:
+        state = coq.open(theorem)
+        for t in before:
+            state = coq.apply(state, t, 10).state
+        return {t: coq.apply(state, t, 2.0) for t in tactics}, state.goals
+
+
+def test_suggest_with_check_returns_only_tactics_that_really_succeed(repl: Repl) -> None:
+    n = 10
+    repl.send(id="s1", cmd="suggest", statement=ADD0, n=n, check=True)
+    [m] = repl.until("s1")
+    assert m["type"] == "suggestions" and m["checked"]
+    assert m["tried"] == len(make_generator("portfolio", "coq").generate(m["goals"], n))
+    returned = {c["tactic"]: c for c in m["candidates"]}
+    proposed = [c.tactic for c in make_generator("portfolio", "coq").generate(m["goals"], n)]
+    outcomes, root_goals = _independent_outcomes(Theorem("add0", ADD0), [], proposed)
+    assert m["goals"] == root_goals
+    for tactic, outcome in outcomes.items():
+        if isinstance(outcome, Finished):
+            assert returned[tactic]["complete"] is True and returned[tactic]["goals"] == ""
+        elif isinstance(outcome, Next) and outcome.state.goals != root_goals:
+            assert returned[tactic] == {**returned[tactic], "complete": False, "goals": outcome.state.goals}
+        else:  # failed, timed out, or changed nothing
+            assert tactic not in returned, (tactic, outcome)
+    assert set(returned) <= set(proposed)
+    assert any(c["complete"] for c in m["candidates"]) and any(not c["complete"] for c in m["candidates"])
+    assert len(returned) < n  # some portfolio tactics fail here (e.g. field, reflexivity)
+    # Complete ones first.
+    flags = [c["complete"] for c in m["candidates"]]
+    assert flags == sorted(flags, reverse=True)
+
+    # The editor form: the buffer up to the cursor, bullets and all; same theorem, same kept session.
+    source = f"(* a file *)\n{ADD0}\nProof.\n  intros.\n  - "
+    repl.send(id="s2", cmd="suggest", source=source, n=3, check=True)
+    [m2] = repl.until("s2")
+    after_intros = returned["intros"]["goals"]
+    assert m2["type"] == "suggestions" and m2["goals"] == after_intros
+    top3 = [c.tactic for c in make_generator("portfolio", "coq").generate(after_intros, 3)]
+    closing, _ = _independent_outcomes(Theorem("add0", ADD0), ["intros"], top3)
+    assert [c["tactic"] for c in m2["candidates"]] == [t for t in top3 if isinstance(closing[t], Finished)]
+    assert m2["candidates"]
+
+    # A proof so far that does not run is an error naming the tactic.
+    repl.send(id="s3", cmd="suggest", statement=ADD0, tactics=["intros", "field"], check=True)
+    [m3] = repl.until("s3")
+    assert m3["type"] == "error" and "tactic 2" in m3["message"] and "field" in m3["message"]
+
+
+def test_prove_streams_progress_then_a_verified_result(repl: Repl) -> None:
+    repl.send(id="p1", cmd="prove", header=REALS, statement=FIELD, timeout=120, candidates=8)
+    messages = repl.until("p1", timeout=120)
+    *progress, result = messages
+    assert progress and all(m["type"] == "progress" for m in progress)
+    assert [m["expansions"] for m in progress] == sorted(m["expansions"] for m in progress)
+    assert {"expansions", "nodes", "tactic_calls", "best_depth", "elapsed"} <= set(progress[0])
+    assert result["type"] == "result" and result["verified"] and result["proved"]
+    assert result["expansions"] > progress[0]["expansions"] or len(progress) > 1
+    # The same fields as `prover prove --json`.
+    cli = subprocess.run([sys.executable, "-m", "prover", "prove", "--statement", ADD0, "--json",
+                          "--max-expansions", "1", "--candidates", "1"], cwd=ROOT,
+                         env=_env(), capture_output=True, text=True, timeout=120)
+    assert set(json.loads(cli.stdout)) == set(result) - {"id", "type"}
+    # Verified independently: the whole file compiled again from scratch.
+    check = CoqBackend().check(Theorem("div_self", FIELD, REALS), result["tactics"])
+    assert check.ok, check.message
+
+
+def test_two_concurrent_proves_both_finish(repl: Repl) -> None:
+    before = descendants(repl.proc.pid)
+    repl.send(id="x", cmd="prove", statement=ADD0, timeout=120)
+    repl.send(id="y", cmd="prove", statement=SWAP, timeout=120)
+    results, most_provers = {}, 0
+    while len(results) < 2:
+        try:
+            m = repl.next(timeout=0.02)
+        except queue.Empty:
+            most_provers = max(most_provers, len([p for p in descendants(repl.proc.pid) - before if alive(p)]))
+            continue
+        if m["type"] == "result":
+            results[m["id"]] = m
+    assert results["x"]["verified"] and results["y"]["verified"]
+    assert results["x"]["theorem"] == "add0" and results["y"]["theorem"] == "swap"
+    assert most_provers >= 2  # both had a prover running at the same moment
+
+
+def test_cancel_stops_a_running_prove_within_a_second(repl: Repl, tmp_path: Path) -> None:
+    spin = tmp_path / "spin.txt"
+    spin.write_text("do 1000000000 idtac\n")  # one tactic that runs for minutes inside coqtop
+    before = descendants(repl.proc.pid)
+    repl.send(id="c1", cmd="prove", statement="Theorem spin : True.", tactics_file=str(spin),
+              tactic_timeout=300, timeout=300)
+    deadline = time.monotonic() + 30
+    while not (descendants(repl.proc.pid) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    provers = descendants(repl.proc.pid) - before
+    assert provers, "no prover process started"
+    time.sleep(2.5)  # coqtop has opened the theorem and is inside the tactic
+    assert all(alive(p) for p in provers)
+    sent = time.monotonic()
+    repl.send(id="c2", cmd="cancel", target="c1")
+    [m] = repl.until("c1", timeout=10)
+    took = time.monotonic() - sent
+    assert m["type"] == "cancelled" and took < 1.0, (m, took)
+    assert not any(alive(p) for p in provers)
+    assert not (descendants(repl.proc.pid) - before)
+    # A cancel of a request that has ended is an error of the cancel.
+    repl.send(id="c3", cmd="cancel", target="c1")
+    [m] = repl.until("c3")
+    assert m["type"] == "error" and m["code"] == "unknown_target"
+
+
+def test_end_of_input_shuts_down_with_no_prover_left() -> None:
+    r = Repl()
+    try:
+        r.send(id=1, cmd="suggest", statement=ADD0, check=True, n=2)  # leaves an idle session open
+        [m] = r.until(1)
+        assert m["type"] == "suggestions"
+        provers = descendants(r.proc.pid)
+        assert provers and all(alive(p) for p in provers)
+        r.send(id=2, cmd="prove", statement=ADD0)
+        r.proc.stdin.close()  # EOF while the prove runs: it still answers
+        messages = [m for m in iter(lambda: r.next(60), None)]
+        assert r.proc.wait(timeout=30) == 0
+        assert [m["type"] for m in messages if m["id"] == 2][-1] == "result"
+        assert messages[-1] == {"id": None, "type": "bye"}
+        assert not any(alive(p) for p in provers)
+    finally:
+        r.close()
+
+
+def test_shutdown_finishes_in_flight_requests_then_exits_0() -> None:
+    r = Repl()
+    try:
+        r.send(id="p", cmd="prove", statement=ADD0, progress=False)
+        r.send(id="bye", cmd="shutdown")
+        messages = [m for m in iter(lambda: r.next(60), None)]
+        assert [(m["id"], m["type"]) for m in messages] == [("p", "result"), ("bye", "bye")]
+        assert messages[0]["verified"]
+        assert r.proc.wait(timeout=30) == 0
+        assert not descendants(r.proc.pid)
+    finally:
+        r.close()
+
+
+def _non_loopback_address() -> str | None:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            addr = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if addr.startswith("127.") else addr
+
+
+def test_tcp_mode_listens_on_loopback_only_and_serves_several_clients() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "prover", "repl", "--port", "0"], cwd=ROOT, env=_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert "listening on 127.0.0.1:" in line, line
+        port = int(line.rsplit(":", 1)[1])
+        # The kernel's table of listening sockets: this port is bound to 127.0.0.1 and nothing else.
+        listening = []
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for row in Path(table).read_text().splitlines()[1:]:
+                local, state = row.split()[1], row.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    listening.append(local.rsplit(":", 1)[0])
+        assert listening == ["0100007F"]
+        other = _non_loopback_address()
+        if other is not None:
+            with pytest.raises(OSError):
+                socket.create_connection((other, port), timeout=2).close()
+        goal = "x : nat\n============================\nx = x"
+        with ReplClient.connect(port) as a, ReplClient.connect(port) as b:
+            ra = a.send({"cmd": "suggest", "goal": goal, "n": 2})
+            rb = b.send({"cmd": "suggest", "goal": goal, "n": 1})
+            [ma], [mb] = list(a.responses(ra, timeout=30)), list(b.responses(rb, timeout=30))
+            assert len(ma["candidates"]) == 2 and len(mb["candidates"]) == 1
+            # A third client: the `prover client` command.
+            cli = subprocess.run([sys.executable, "-m", "prover", "client", "--port", str(port),
+                                  json.dumps({"id": 7, "cmd": "suggest", "goal": goal, "n": 3})],
+                                 cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+            assert cli.returncode == 0, cli.stderr
+            expected = [c.tactic for c in make_generator("portfolio", "coq").generate(goal, 3)]
+            assert [c["tactic"] for c in json.loads(cli.stdout)["candidates"]] == expected
+            assert a.shutdown(timeout=30) == {"id": "c2", "type": "bye"}
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_client_command_prints_the_responses() -> None:
+    goal = "n : nat\n============================\nn + 0 = n"
+    run = subprocess.run([sys.executable, "-m", "prover", "client",
+                          json.dumps({"id": "a", "cmd": "suggest", "goal": goal, "n": 2}), '{"cmd": "suggest"}'],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr  # one response is an error
+    replies = {m["id"]: m for m in map(json.loads, run.stdout.splitlines())}
+    assert [c["tactic"] for c in replies["a"]["candidates"]] == \
+        [c.tactic for c in make_generator("portfolio", "coq").generate(goal, 2)]
+    assert replies["c1"]["type"] == "error" and "goal" in replies["c1"]["message"]
+    usage = subprocess.run([sys.executable, "-m", "prover", "client", "{not json"],
+                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr and "not JSON" in usage.stderr

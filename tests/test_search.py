@@ -1,0 +1,167 @@
+"""Best-first search against real Coq."""
+import json
+import os
+import signal
+import subprocess
+
+import networkx as nx
+import pytest
+
+from prover.backends.base import Theorem
+from prover.backends.coq import CoqBackend
+from prover.models.base import Candidate, Generator, rank_candidates
+from prover.models.portfolio import PortfolioGenerator
+from prover.search.best_first import SearchConfig, search, step_cost
+from prover.search.tree import EdgeKind, SearchTree, Status
+from prover.backends.base import State
+
+QUICK = SearchConfig(max_expansions=20, tactic_timeout=5, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def coq():
+    backend = CoqBackend()
+    yield backend
+    backend.close()
+
+
+def assert_compiles(theorem: Theorem, proof: str, tmp_path):
+    """The printed proof, pasted after the statement, passes coqc."""
+    (tmp_path / "Pasted.v").write_text(f"Require Import Lia Lra Psatz Ring Field.\nFrom Hammer Require Import "
+                                       f"Tactics.\n{theorem.header}\n{theorem.statement}\n{proof}\n")
+    run = subprocess.run(["coqc", "-q", "Pasted.v"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("theorem,tactics,must_use", [
+    (Theorem("lin", "Theorem lin : forall x y : Z, x < y -> 2 * x + 1 < 2 * y.",
+             "Require Import ZArith. Open Scope Z_scope."), None, None),
+    (Theorem("ring_id", "Theorem ring_id : forall a b : R, (a - b) * (a + b) = a * a - b * b.",
+             "Require Import Reals. Open Scope R_scope."), None, None),
+    (Theorem("conj", "Theorem conj : forall (P : nat -> Prop) n, P n -> P n /\\ n + 0 = n."),
+     ["lia", "intros", "split", "assumption"], ["split", "assumption", "lia"]),
+    (Theorem("subst_lia", "Theorem subst_lia : forall (f : nat -> nat) a b, a = b -> f a = f b + 0."),
+     ["lia", "intros", "subst"], ["intros", "subst", "lia"]),
+])
+def test_simple_statements_are_proved_and_the_proof_compiles(coq, theorem, tactics, must_use, tmp_path):
+    generator = PortfolioGenerator(tactics) if tactics else PortfolioGenerator.for_backend("coq")
+    result = search(theorem, coq, generator, QUICK)
+    assert result.proved, result.failure_message
+    assert result.failure_reason is None
+    if must_use:  # no tactic of the list closes the goal alone: the search must chain them
+        assert result.tactics == must_use
+    assert result.proof.startswith("Proof.") and result.proof.endswith("Qed.")
+    assert_compiles(theorem, result.proof, tmp_path)
+
+
+ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exact_no_check I",
+           "Axiom cheat : False.", "intros. Admitted.", "Unset Guard Checking.", "fix IH 1",
+           "exact IH", "intros; exfalso; admit", "Drop.", "Require Import Classical.", "idtac. Admitted.",
+           "apply IH", "auto"]
+
+
+def test_false_statement_with_escaping_tactics_is_never_proved(coq, tmp_path):
+    theorem = Theorem("bad", "Theorem bad : forall n : nat, n = S n.")
+    result = search(theorem, coq, PortfolioGenerator(ESCAPES), SearchConfig(max_expansions=30, tactic_timeout=2))
+    assert not result.proved and result.proof == ""
+    # coqtop accepted the unguarded fixpoint proof; only the full check stopped it.
+    assert result.failure_reason == "rejected"
+    kinds = {e.kind for e in result.tree.edges}
+    assert EdgeKind.REJECTED in kinds and EdgeKind.UNVERIFIED in kinds
+
+
+class KillingGenerator(Generator):
+    """Kills the prover process on its second call, as an outside kill -9 would."""
+    name = "killer"
+
+    def __init__(self, backend):
+        self.backend, self.calls = backend, 0
+
+    def generate(self, goals, n):
+        self.calls += 1
+        if self.calls == 2:
+            os.kill(self.backend.pid, signal.SIGKILL)
+        return [Candidate("intros", -0.1), Candidate("split", -0.2)]
+
+
+def test_killing_coqtop_mid_search_ends_with_crash():
+    backend = CoqBackend()
+    try:
+        theorem = Theorem("k", "Theorem k : forall n : nat, n = n /\\ n = n.")
+        result = search(theorem, backend, KillingGenerator(backend), QUICK)
+        assert not result.proved and result.failure_reason == "crash"
+        assert "coqtop" in result.failure_message
+    finally:
+        backend.close()
+
+
+def test_looping_tactic_is_cut_and_the_search_goes_on(coq):
+    theorem = Theorem("l", "Theorem l : forall n : nat, n + 0 = n.")
+    gen = PortfolioGenerator(["let rec loop x := loop x in loop 0", "intros", "lia"])
+    result = search(theorem, coq, gen, SearchConfig(tactic_timeout=1))
+    assert result.proved
+    timeouts = [e for e in result.tree.edges if e.kind == EdgeKind.TIMEOUT]
+    assert timeouts and all(e.elapsed < 1 + coq.config.grace for e in timeouts)
+
+
+def test_budgets_and_wall_clock(coq):
+    theorem = Theorem("hard", "Theorem hard : forall n : nat, n * n = n + 1 -> False.")
+    gen = PortfolioGenerator(["intros", "idtac", "simpl", "lia", "let rec loop x := loop x in loop 0"])
+    budget = search(theorem, coq, gen, SearchConfig(max_expansions=1, tactic_timeout=1))
+    assert budget.failure_reason in ("budget", "exhausted") and budget.expansions == 1
+    timed = search(theorem, coq, PortfolioGenerator(["let rec loop x := loop x in loop 0", "intros",
+                                                     "let rec loop2 x := loop2 (S x) in loop2 0"]),
+                   SearchConfig(timeout=1.5, tactic_timeout=5))
+    assert timed.failure_reason == "timeout" and 1.5 <= timed.elapsed < 6
+
+
+def test_init_error_is_reported(coq):
+    result = search(Theorem("x", "Theorem x : 1 + true = 2."), coq, PortfolioGenerator(["lia"]))
+    assert result.failure_reason == "init_error" and "type-check" in result.failure_message
+
+
+def test_duplicate_states_are_merged_and_graph_exports(coq):
+    theorem = Theorem("d", "Theorem d : forall n : nat, n + 0 = n /\\ True.")
+    gen = PortfolioGenerator(["idtac", "intros", "intro n", "split", "exact I", "lia"])
+    result = search(theorem, coq, gen, QUICK)
+    assert result.proved
+    kinds = [e.kind for e in result.tree.edges]
+    assert EdgeKind.DUPLICATE in kinds  # idtac, and "intro n" after "intros"
+    goals = [n.goals for n in result.tree.nodes]
+    assert len(goals) == len(set(goals))
+    data = json.loads(result.graph_json())
+    g = nx.node_link_graph(data, edges="edges", multigraph=True, directed=True)
+    assert g.number_of_edges() == len(result.tree.edges)
+    assert any(d["kind"] == "finished" for _, _, d in g.edges(data=True))
+
+
+def test_priority_rules():
+    short = Candidate("a", -1.0, 1)  # mean -1.0, total -1.0
+    long = Candidate("b", -2.4, 6)  # mean -0.4, total -2.4
+    assert step_cost(long, "llemma") < step_cost(short, "llemma")
+    assert step_cost(short, "reprover") < step_cost(long, "reprover")
+
+
+def test_rank_candidates_dedupes_and_sorts():
+    ranked = rank_candidates([Candidate(" lia ", -3.0, 3), Candidate("", 0.0), Candidate("lia", -0.5, 1),
+                              Candidate("ring", -2.0, 1)], 5)
+    assert [(c.tactic, c.logprob) for c in ranked] == [("lia", -0.5), ("ring", -2.0)]
+
+
+def test_tree_status_propagation():
+    tree = SearchTree(State((), "g0"))
+    from prover.search.tree import Edge
+    e1 = tree.add_edge(Edge(0, "a", EdgeKind.NEXT))
+    n1 = tree.add_node(State(("a",), "g1"), e1, 1.0)
+    tree.add_edge(Edge(0, "b", EdgeKind.FAILED))
+    tree.mark_expanded(tree.root)
+    assert tree.root.status == Status.OPEN  # n1 is still open
+    tree.add_edge(Edge(n1.id, "c", EdgeKind.TIMEOUT))
+    tree.mark_expanded(n1)
+    assert n1.status == Status.FAILED and tree.root.status == Status.FAILED
+    tree2 = SearchTree(State((), "g0"))
+    e = tree2.add_edge(Edge(0, "a", EdgeKind.NEXT))
+    m = tree2.add_node(State(("a",), "g1"), e, 1.0)
+    tree2.add_edge(Edge(m.id, "done", EdgeKind.FINISHED))
+    assert m.status == Status.PROVED and tree2.root.status == Status.PROVED
+    assert [x.tactic for x in tree2.path(m)] == ["a"]
