@@ -9,7 +9,10 @@ decode step, weight bytes / measured copy bandwidth; "of bound" = 64 x that floo
     python benchmarks/generation_gpu.py            # needs a CUDA GPU; about 2-4 minutes on an H100
     python benchmarks/generation_gpu.py --smoke    # a tiny model on any device: checks the script only
 
-Record the table with the card name in benchmarks/RESULTS.md.
+Record the table with the card name in benchmarks/RESULTS.md. Not yet run on a GPU (none was available
+where it was written; `--smoke` ran on CPU). One cost to look for: transformers' beam search re-gathers
+the whole KV cache every step (``reorder_cache``; the largest item in a CPU profile of the smoke run), and
+at width 32 x ~650 tokens that cache is larger than the weights, so beam rows may sit far below the bound.
 """
 from __future__ import annotations
 

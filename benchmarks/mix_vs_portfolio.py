@@ -4,7 +4,7 @@ A fixed subset of miniF2F-rocq valid: every 6th mathd problem in file order, the
 the split can feed `prover traces`, see --train-names). Same backend, budgets and problems for both;
 the table comes last.
 
-    python benchmarks/mix_vs_portfolio.py --model DIR [--timeout 8 --tactic-timeout 2]
+    python benchmarks/mix_vs_portfolio.py --model DIR [--timeout 8 --tactic-timeout 2 --max-new-tokens 48]
     python benchmarks/mix_vs_portfolio.py --train-names   # the valid mathd problems outside the subset
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> int:
     ap.add_argument("--max-expansions", type=int, default=100)
     ap.add_argument("--candidates", type=int, default=32)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--max-new-tokens", type=int, default=48, help="tactic length cap for the model (default 48)")
     ap.add_argument("--train-names", action="store_true", help="print the names outside the subset and exit")
     args = ap.parse_args()
     evaluation, rest = subsets()
@@ -48,7 +49,8 @@ def main() -> int:
                           tactic_timeout=args.tactic_timeout)
     rows = []
     for name in ("portfolio", "mix"):
-        options = ModelOptions(model=args.model if name == "mix" else None, device=args.device)
+        options = ModelOptions(model=args.model if name == "mix" else None, device=args.device,
+                               max_new_tokens=args.max_new_tokens)
         generator = make_generator(name, "coq", None, options)
         backend = make_backend("coq")
         proved, t0, gen_s = [], time.monotonic(), 0.0

@@ -155,6 +155,22 @@ def test_mix_interleaves_model_and_portfolio(gen):
     assert mix.name == "mix" and mix.model_id == gen.model_id
 
 
+def test_options_are_checked_before_any_loading():
+    from prover.components import ConfigError, ModelOptions, make_generator
+
+    assert HFConfig.temperatures_for("beam", None) == (0.0,)
+    assert HFConfig.temperatures_for("sample", None) == (1.0,)
+    assert HFConfig.temperatures_for("sample", (0.0, 0.8)) == (0.0, 0.8)
+    with pytest.raises(ValueError, match="temperature 0"):
+        HFConfig.temperatures_for("beam", (0.7,))
+    with pytest.raises(ConfigError, match="needs --model"):
+        make_generator("hf", "coq")
+    with pytest.raises(ConfigError, match="--model needs --generator hf or mix"):
+        make_generator("portfolio", "coq", None, ModelOptions(model="x"))
+    with pytest.raises(ConfigError, match="unknown device"):
+        make_generator("hf", "coq", None, ModelOptions(model="x", device="tpu9"))
+
+
 def run_cli(*args, env=None, timeout=120):
     full = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "prover", *args], cwd=ROOT, env=full, capture_output=True,

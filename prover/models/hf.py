@@ -147,7 +147,8 @@ def load_model(name: str, device: str = "auto"):
     dev = resolve_device(device)
     local_dir = Path(name).expanduser()
     is_dir = local_dir.is_dir()
-    if not is_dir and (name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1)):
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1  # Hub ids are "org/name"
+    if not is_dir and looks_like_path:
         raise ModelLoadError(f"model directory not found: {name}")
     offline = is_dir or _env_offline() or not hub_reachable()
     source = str(local_dir) if is_dir else name
