@@ -53,6 +53,10 @@ class HFConfig:
     score_batch: int = 64  # rows per scoring forward pass
     prefix_cache: bool = True
     seed: int | None = 0
+    # torch threads on CPU. None: 1 for small models (under 50M parameters), else torch's default. A small
+    # model's matmuls are too short to share: with the cores busy (coqtop, other workers) one expansion of
+    # a 135k-parameter model took 0.5 s on 1 thread and 5-6 s on 2 on the 2-core build machine.
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
         if not self.temperatures or any(t < 0 or not math.isfinite(t) for t in self.temperatures):
@@ -221,6 +225,12 @@ class HFGenerator(Generator):
         forward_params = set(inspect.signature(model.forward).parameters)
         self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
         self._torch = torch
+        if self.device.type == "cpu":
+            threads = config.cpu_threads
+            if threads is None and sum(p.numel() for p in model.parameters()) < 50_000_000:
+                threads = 1
+            if threads:
+                torch.set_num_threads(threads)  # process-wide: the generator owns this process's CPU work
         if config.seed is not None:
             torch.manual_seed(config.seed)
         self._prefix_ids: list[int] = []
