@@ -145,7 +145,7 @@ def test_runner_stops_an_overrunning_worker(tmp_path, marker):
                 cmd = open(f"/proc/{pid}/cmdline", "rb").read()
             except OSError:
                 continue
-            if b"multiprocessing" in cmd:
+            if b"spawn_main" in cmd:  # a worker, not the resource tracker
                 pids.append(pid)
         return pids
 
