@@ -12,7 +12,7 @@ install-apt:
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES)
 
 install-python:
-	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q -e '.[dev,cluster]'
 
 test:
 	$(PYTHON) -m pytest -q

@@ -145,7 +145,7 @@ def test_runner_stops_an_overrunning_worker(tmp_path, marker):
                 cmd = open(f"/proc/{pid}/cmdline", "rb").read()
             except OSError:
                 continue
-            if b"multiprocessing" in cmd:
+            if b"spawn_main" in cmd:  # a worker, not the resource tracker
                 pids.append(pid)
         return pids
 
@@ -171,3 +171,20 @@ def test_loader_applies_the_rocq_fixes():
     assert all("From Stdlib" not in p.theorem.header for p in problems.values())
     with pytest.raises(ValueError):
         load("coq", names=["no_such_problem"], data_dir=SHARED_DATA / "minif2f")
+
+
+def test_ray_local_writes_the_same_results_format(killed_and_resumed, tmp_path, marker):
+    pytest.importorskip("ray", reason="Ray is the cluster extra: pip install 'prover[cluster]'")
+    out = tmp_path / "ray.jsonl"
+    run = run_cli("minif2f", "--split", "valid", "--names", ",".join(NAMES[:2]), "--ray", "local", "--workers", "2",
+                  "--out", str(out), "--quiet", *BUDGET, *DATA, timeout=300)
+    assert run.returncode == 0, run.stderr
+    results, config = result_lines(out)
+    local, _ = result_lines(killed_and_resumed[0])
+    assert config["ray"] == "local"
+    assert sorted(r["name"] for r in results) == sorted(NAMES[:2])
+    assert {tuple(sorted(r)) for r in results} == {tuple(sorted(local[0]))}
+    by_name = {r["name"]: r for r in local}
+    for r in results:  # the portfolio is deterministic: same verdicts as the local run
+        assert r["proved"] == by_name[r["name"]]["proved"]
+    assert wait_for(lambda: processes_with_marker(marker) == [], 30)

@@ -241,6 +241,11 @@ class WorkerProcess:
 
     def stop(self) -> None:
         stop_group(self.pid, grace=1.0)
+        if self.proc.is_alive():  # caught before it made its own group: stop the process itself
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.join(timeout=5)
         self.conn.close()
 

@@ -196,7 +196,10 @@ def _theorem(f: _Fields, allow_source: bool) -> TheoremSpec | None:
 
 
 def _options(f: _Fields, d: Defaults, check_timeout: bool) -> BackendOptions:
-    options = replace(d.options, memory_mb=f.int("memory_mb", d.options.memory_mb))
+    # No memory_mb in the request and none in the defaults: the backend's own default (None) stands.
+    memory = f.int("memory_mb", d.options.memory_mb) if d.options.memory_mb or f.obj.get("memory_mb") is not None \
+        else None
+    options = replace(d.options, memory_mb=memory)
     if check_timeout:
         options = replace(options, check_timeout=f.number("check_timeout", options.check_timeout))
     return options
