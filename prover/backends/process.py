@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-import pexpect.popen_spawn
+import pexpect.fdpexpect
 
 _PR_SET_PDEATHSIG = 1
 
@@ -156,18 +156,43 @@ def group_rss_bytes(pgid: int) -> int:
     return total
 
 
+class PipeSpawn(pexpect.fdpexpect.fdspawn):
+    """pexpect over a child's pipes (no tty: no echo, no line limit, no CR/LF rewriting).
+
+    Reads block in select() until output arrives: no reader thread and no polling loop, which
+    matters on a 2-core machine where the prover needs the other core. Writes go to the child's stdin.
+    """
+
+    def __init__(self, proc: subprocess.Popen, timeout: float) -> None:
+        super().__init__(proc.stdout.fileno(), timeout=timeout, maxread=65536, encoding="utf-8",
+                         codec_errors="replace")
+        self.proc = proc
+        self.pid = proc.pid
+        self.delayafterread = None  # reads block, so pexpect's anti-spin sleep is pure latency
+
+    def send(self, s) -> int:
+        data = s.encode("utf-8") if isinstance(s, str) else s
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        return len(data)
+
+    def sendline(self, s="") -> int:
+        return self.send(s + "\n")
+
+    def isalive(self) -> bool:
+        return self.proc.poll() is None
+
+
 class InteractiveProcess:
-    """A long-lived child driven through pipes with pexpect (no tty: no echo, no line limit)."""
+    """A long-lived child driven through pipes with pexpect; stderr is merged into stdout."""
 
     def __init__(self, argv: list[str], cwd: str, limits: ProcessLimits, timeout: float = 30.0,
                  env: dict[str, str] | None = None) -> None:
         self.argv = argv
-        self.spawn = pexpect.popen_spawn.PopenSpawn(
-            argv, cwd=cwd, timeout=timeout, encoding="utf-8", codec_errors="replace",
-            preexec_fn=_prepare_child(limits), env=env, maxread=65536,
-        )
-        self.spawn.delayafterread = None  # pexpect sleeps after each read by default: pure latency
-        self.pid: int = self.spawn.pid
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, bufsize=0, preexec_fn=_prepare_child(limits))
+        self.spawn = PipeSpawn(proc, timeout)
+        self.pid: int = proc.pid
 
     def alive(self) -> bool:
         return self.spawn.proc.poll() is None
@@ -192,6 +217,10 @@ class InteractiveProcess:
         try:
             self.spawn.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
+            pass
+        try:
+            self.spawn.proc.stdout.close()
+        except OSError:
             pass
 
 

@@ -90,7 +90,8 @@ def prove(request: ProveRequest, theorem: Theorem, backend: Backend, generator: 
         raise Cancelled()
     if result.failure_reason == "init_error":
         raise RequestError(result.failure_message, request.id, "init_error")
-    return ResultReply.of_search(request.id, request.backend, generator.name, result)
+    return ResultReply.of_search(request.id, request.backend, generator.name, result,
+                                 getattr(generator, "model_id", None))
 
 
 def suggest(request: SuggestRequest, session: Session | None, tactics: tuple[str, ...], generator: Generator,

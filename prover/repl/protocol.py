@@ -312,8 +312,9 @@ class ResultReply:
     type: str = "result"
 
     @classmethod
-    def of_search(cls, id: RequestId, backend: str, generator: str, result: SearchResult) -> "ResultReply":
-        return cls(id, {"theorem": result.theorem, "backend": backend, "generator": generator,
+    def of_search(cls, id: RequestId, backend: str, generator: str, result: SearchResult,
+                  model: str | None = None) -> "ResultReply":
+        return cls(id, {"theorem": result.theorem, "backend": backend, "generator": generator, "model": model,
                         "verified": result.proved, **result.to_dict()})
 
     def to_dict(self) -> dict:
