@@ -3,7 +3,7 @@
 1. The best-first search's own time per expansion (prover and generator time excluded) while the
    tree grows to 10k nodes, over an in-memory backend whose every tactic yields a new state.
 2. The Coq backend's tactic round trip next to a raw coqtop round trip: the same sentences sent by
-   hand with pexpect, the tactic and then Show to fetch its goals (coqtop prints goals only when
+   hand over the pipes (os.write, select, os.read), the tactic and then Show to fetch its goals (coqtop prints goals only when
    their ids changed since it last printed, so a driver must be able to ask). Measured for a step on
    the tip of the live branch and for a step on a sibling (BackTo + tactic).
 
@@ -15,7 +15,9 @@ import re
 import statistics
 import time
 
-import pexpect.popen_spawn
+import os
+import select
+import subprocess
 from rich.console import Console
 from rich.table import Table
 
@@ -71,58 +73,80 @@ def search_overhead(nodes: int = 10_000, candidates: int = 32) -> tuple[int, flo
     return len(result.tree.nodes), own / result.expansions * 1e3, result.elapsed
 
 
-PROMPT = re.compile(r"<prompt>(\S*) < (\d+) \|([^|]*)\| (\d+) < </prompt>")
+PROMPT_BYTES = re.compile(rb"<prompt>\S* < (\d+) \|[^|]*\| \d+ < </prompt>")
 STATEMENT = "Theorem b : forall n m : nat, n = m -> n + 0 = m /\\ True."
 TACTIC = "Timeout 5 intros."
+WARMUP = 50
 
 
-def raw_round_trips(reps: int) -> tuple[list[float], list[float]]:
-    """The same work by hand: the tactic, then Show for its goals (coqtop may print none)."""
-    p = pexpect.popen_spawn.PopenSpawn(["coqtop", "-q", "-emacs"], encoding="utf-8", timeout=30)
-    p.delayafterread = None
-    try:
-        def send(s: str) -> int:
-            p.sendline(s)
-            p.expect(PROMPT)
-            return int(p.match.group(2))
-        send("")
+class RawCoqtop:
+    """The same work by hand, as lean as a driver gets: os.write, then select + os.read until the prompt."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(["coqtop", "-q", "-emacs"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, bufsize=0)
+        self.buf = b""
+        self.read_prompt()
         for s in ("Require Import Lia Lra Psatz Ring Field.", "From Hammer Require Import Tactics.", STATEMENT):
-            send(s)
-        root = send("Proof.")
-        tip, sibling = [], []
-        for _ in range(reps):  # step, then go back: the tip timing
-            t = time.perf_counter()
-            send(TACTIC)
-            send("Show.")
-            tip.append(time.perf_counter() - t)
-            send(f"BackTo {root}.")
-        for _ in range(reps):  # BackTo + step on a sibling
-            t = time.perf_counter()
-            send(f"BackTo {root}.")
-            send(TACTIC)
-            send("Show.")
-            sibling.append(time.perf_counter() - t)
-        return tip, sibling
-    finally:
-        p.kill(9)
+            self.send(s)
+        self.root = self.send("Proof.")
+
+    def read_prompt(self) -> int:
+        out = self.proc.stdout.fileno()
+        while True:
+            m = PROMPT_BYTES.search(self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                return int(m.group(1))
+            select.select([out], [], [], 30)
+            self.buf += os.read(out, 65536)
+
+    def send(self, s: str) -> int:
+        os.write(self.proc.stdin.fileno(), (s + "\n").encode())
+        return self.read_prompt()
+
+    def step(self) -> None:
+        """The tactic, then Show for its goals (coqtop prints goals only when their ids changed
+        since it last printed them, so a driver must be able to ask)."""
+        self.send(TACTIC)
+        self.send("Show.")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
 
-def backend_round_trips(reps: int) -> tuple[list[float], list[float]]:
-    backend = CoqBackend()
+def round_trips(reps: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Raw and backend timings taken in turn (ABAB), so that drift hits both alike."""
+    raw, backend = RawCoqtop(), CoqBackend()
+    times = {k: ([], []) for k in ("tip", "sibling")}
     try:
         root = backend.open(Theorem("b", STATEMENT))
-        tip, sibling = [], []
-        for _ in range(reps):
-            backend._goto(())  # measured separately: being on the tip already
+        for i in range(reps + WARMUP):
+            # On the tip: the branch already ends at the state the tactic applies to.
+            raw.send(f"BackTo {raw.root}.")
+            t = time.perf_counter()
+            raw.step()
+            t_raw = time.perf_counter() - t
+            backend._goto(())
             t = time.perf_counter()
             backend.apply(root, "intros", 5)
-            tip.append(time.perf_counter() - t)
-        for _ in range(reps):  # the live branch ends one step below root: apply goes back first
+            t_be = time.perf_counter() - t
+            # On a sibling: the branch ends one step below, so the step starts with BackTo.
+            t = time.perf_counter()
+            raw.send(f"BackTo {raw.root}.")
+            raw.step()
+            s_raw = time.perf_counter() - t
             t = time.perf_counter()
             backend.apply(root, "intros", 5)
-            sibling.append(time.perf_counter() - t)
-        return tip, sibling
+            s_be = time.perf_counter() - t
+            if i >= WARMUP:
+                for key, r, b in (("tip", t_raw, t_be), ("sibling", s_raw, s_be)):
+                    times[key][0].append(r)
+                    times[key][1].append(b)
+        return times
     finally:
+        raw.close()
         backend.close()
 
 
@@ -133,13 +157,13 @@ def main() -> None:
     for col in ("nodes", "ms per expansion", "target", "total s"):
         t1.add_column(col, justify="right")
     t1.add_row(f"{nodes:,}", f"{per_expansion:.3f}", "<= 0.5", f"{total:.2f}")
-    reps = 300
-    raw_tip, raw_sib = raw_round_trips(reps)
-    be_tip, be_sib = backend_round_trips(reps)
-    t2 = Table(title=f"Tactic round trip, median of {reps} ('{TACTIC}')")
+    reps = 1000
+    times = round_trips(reps)
+    t2 = Table(title=f"Tactic round trip, median of {reps} ('{TACTIC}'), raw and backend taken in turn")
     for col in ("step", "raw coqtop ms", "backend ms", "ratio", "target"):
         t2.add_column(col, justify="right")
-    for name, raw, be in (("on the tip", raw_tip, be_tip), ("on a sibling (BackTo)", raw_sib, be_sib)):
+    for key, name in (("tip", "on the tip"), ("sibling", "on a sibling (BackTo)")):
+        raw, be = times[key]
         r, b = statistics.median(raw) * 1e3, statistics.median(be) * 1e3
         t2.add_row(name, f"{r:.2f}", f"{b:.2f}", f"{b / r:.2f}x", "<= 1.2x")
     console.print(t1)

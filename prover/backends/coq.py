@@ -136,15 +136,19 @@ class CoqBackend:
         self._tip_sid = int(m.group(2))
         return _Reply(_TAG.sub("", spawn.before).strip(), self._tip_sid, m.group(1))
 
-    def _send(self, sentence: str, timeout: float) -> _Reply:
+    def _write(self, sentences: list[str]) -> None:
+        """Send sentences, one a line, without waiting: coqtop answers each with one prompt."""
         assert self._proc is not None
         if not self._proc.alive():
             raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})")
-        self.tactic_calls += 1
+        self.tactic_calls += len(sentences)
         try:
-            self._proc.spawn.sendline(sentence)
+            self._proc.spawn.send("".join(f"{s}\n" for s in sentences))
         except OSError as e:
             raise BackendCrash(f"coqtop pipe closed: {e}") from e
+
+    def _send(self, sentence: str, timeout: float) -> _Reply:
+        self._write([sentence])
         return self._read(timeout)
 
     # -- theorem -----------------------------------------------------------------------------
@@ -190,25 +194,41 @@ class CoqBackend:
     def goals(self, state: State) -> str:
         return state.goals
 
-    def _goto(self, path: tuple[str, ...]) -> None:
-        """Make the live branch end at ``path``: back to the shared prefix, replay the rest."""
+    def _route(self, path: tuple[str, ...]) -> tuple[int, list[str]]:
+        """Sentences that make the live branch end at ``path``: back to the shared prefix, then replay.
+
+        Returns the shared prefix length and the sentences; ``_arrive`` reads their answers.
+        """
         live = [t for t, _ in self._branch]
         k = 0
         while k < min(len(live), len(path)) and live[k] == path[k]:
             k += 1
+        back = []
         if k < len(live):
-            target = self._branch[k - 1][1] if k else self._root_sid
-            reply = self._send(f"BackTo {target}.", self.config.open_timeout)
+            back = [f"BackTo {self._branch[k - 1][1] if k else self._root_sid}."]
+        return k, back + list(path[k:])
+
+    def _arrive(self, k: int, path: tuple[str, ...]) -> None:
+        if k < len(self._branch):
+            reply = self._read(self.config.open_timeout)
             if reply.error:
                 raise BackendCrash(f"BackTo failed: {reply.error}")
             del self._branch[k:]
         for tactic in path[k:]:
-            reply = self._send(tactic, self.config.open_timeout)
+            reply = self._read(self.config.open_timeout)
             if reply.error:
                 raise BackendCrash(f"replaying {tactic!r} failed: {reply.error}")
             self._branch.append((tactic, reply.sid))
 
+    def _goto(self, path: tuple[str, ...]) -> None:
+        k, sentences = self._route(path)
+        self._write(sentences)
+        self._arrive(k, path)
+
     def apply(self, state: State, tactic: str, timeout: float) -> Outcome:
+        """Route, tactic and Show go out in one write and are answered in order (no round trip
+        between them); Show is there because coqtop prints goals only when their evar ids differ
+        from the goals it printed last, and after BackTo a sibling tactic often reuses those ids."""
         if self._theorem is None:
             raise BackendCrash("no theorem is open")
         sentence, why = check_tactic(tactic)
@@ -217,16 +237,19 @@ class CoqBackend:
         path = tuple(state.key)
         if self._proc is None:
             self._reopen()
-        self._goto(path)
         limit = max(1, math.ceil(timeout))
+        k, route = self._route(path)
+        self._write(route + [f"Timeout {limit} {sentence}", "Show."])
+        self._arrive(k, path)
         start = time.monotonic()
         sid_before = self._tip_sid
         try:
-            reply = self._send(f"Timeout {limit} {sentence}", limit + self.config.grace)
+            reply = self._read(limit + self.config.grace)
         except _NoAnswer:
             reply = self._interrupt()
-            if reply is None:
+            if reply is None:  # coqtop was restarted: the queued Show went with it
                 return TimedOut(time.monotonic() - start)
+        show = self._read(self.config.open_timeout)
         err = reply.error
         if err is not None:
             if err.startswith("Timeout!") or "User interrupt" in err:
@@ -238,7 +261,7 @@ class CoqBackend:
         new_path = path + (sentence,)
         text = reply.output
         if not (text == "No more goals." or _GOALS_HEAD.match(text)):
-            text = self._show()
+            text = show.output if show.error is None else self._show()
         if text == "No more goals.":
             return Finished(State(new_path, ""))
         if not _GOALS_HEAD.match(text):
@@ -246,12 +269,8 @@ class CoqBackend:
         return Next(State(new_path, normalize_goals(text)))
 
     def _show(self) -> str:
-        """Fetch the goals of the tip explicitly.
-
-        coqtop prints goals only when their evar ids differ from the last goals it printed, and
-        after BackTo a sibling tactic often reuses those ids. Show does not change the proof, so
-        its state is left on top of the tactic's (no BackTo: one round trip saved).
-        """
+        """Fetch the goals of the tip again (the pipelined Show was interrupted). Show does not
+        change the proof, so its state is left on top of the tactic's."""
         return self._send("Show.", self.config.open_timeout).output
 
     def _interrupt(self) -> _Reply | None:
