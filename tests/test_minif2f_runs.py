@@ -188,3 +188,15 @@ def test_ray_local_writes_the_same_results_format(killed_and_resumed, tmp_path, 
     for r in results:  # the portfolio is deterministic: same verdicts as the local run
         assert r["proved"] == by_name[r["name"]]["proved"]
     assert wait_for(lambda: processes_with_marker(marker) == [], 30)
+
+
+@pytest.mark.parametrize("backend,tool,hint", [("lean-repl", "lake", "make lean"), ("leandojo", "lake", "make lean"),
+                                               ("isabelle", "isabelle", "make isabelle")])
+def test_minif2f_without_the_prover_installed_fails_at_once(backend, tool, hint, tmp_path):
+    if shutil.which(tool):
+        pytest.skip(f"{tool} is installed here: the backend would start")
+    out = tmp_path / "r.jsonl"
+    run = run_cli("minif2f", "--backend", backend, "--split", "test", "--limit", "1", "--out", str(out), *DATA)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1 and hint in lines[0] and "Traceback" not in run.stderr
+    assert not out.exists()
