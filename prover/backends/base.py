@@ -90,6 +90,19 @@ class BackendInfo:
     extra: dict = field(default_factory=dict)
 
 
+class Closing:
+    """``with backend:`` closes the backend (and stops its prover processes) on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class Backend(Protocol):
     """One proof assistant session. Not thread-safe: one search drives one backend."""
 

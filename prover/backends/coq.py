@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pexpect
 
-from .base import (BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
+from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
                    Outcome, State, Theorem, TimedOut)
 from .coq_text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
 from .process import InteractiveProcess, ProcessLimits, WorkDir, run_once
@@ -74,7 +74,7 @@ def normalize_goals(text: str) -> str:
     return "\n".join(out).strip()
 
 
-class CoqBackend:
+class CoqBackend(Closing):
     name = "coq"
 
     def __init__(self, config: CoqConfig | None = None) -> None:
@@ -116,12 +116,6 @@ class CoqBackend:
         self._stop()
         self._theorem = None
         self._root = None
-
-    def __enter__(self) -> "CoqBackend":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _read(self, timeout: float) -> _Reply:
         assert self._proc is not None

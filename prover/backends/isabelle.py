@@ -45,7 +45,7 @@ from typing import Any
 
 import pexpect
 
-from .base import (BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
+from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
                    State, Theorem, TimedOut)
 from .isabelle_protocol import (ProtocolError, ServerConnection, ServerError, ServerGone, ServerTimeout,
                                 TaskResult, parse_banner)
@@ -204,7 +204,7 @@ class IsabelleServer:
         self.session_id = None
 
 
-class IsabelleBackend:
+class IsabelleBackend(Closing):
     name = "isabelle"
 
     def __init__(self, config: IsabelleConfig | None = None) -> None:
@@ -256,12 +256,6 @@ class IsabelleBackend:
             self._workdir = None
         self._theorem = None
         self._root = None
-
-    def __enter__(self) -> "IsabelleBackend":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- one theory through the server ---------------------------------------------------------------
     def _theory(self, steps: tuple[str, ...], marker: str, tail: str = "") -> TheoryText:

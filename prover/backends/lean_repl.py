@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import (BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
+from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
                    State, Theorem, TimedOut)
 from .lean_project import default_project_dir, require_lean
 from .lean_repl_protocol import (CommandReply, ProtocolError, ReplError, ReplExited, ReplSession,
@@ -119,7 +119,7 @@ class LeanChecker:
         return CheckResult(verdict.ok, verdict.message, verdict.axioms, elapsed, source)
 
 
-class LeanReplBackend:
+class LeanReplBackend(Closing):
     name = "lean-repl"
 
     def __init__(self, config: LeanReplConfig | None = None) -> None:
@@ -184,12 +184,6 @@ class LeanReplBackend:
     def close(self) -> None:
         self._stop()
         self._theorem = None
-
-    def __enter__(self) -> "LeanReplBackend":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- theorem ---------------------------------------------------------------------------------
     def _header_env(self, header: str) -> int | None:

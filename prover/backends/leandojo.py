@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .base import (BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
+from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
                    State, Theorem, TimedOut)
 from .lean_project import (LeanNotInstalled, default_project_dir, find_theorem_file, require_lean,
                            snapshot_dir, toolchain_version)
@@ -76,7 +76,7 @@ class LeanDojoConfig:
     require_installed: bool = True
 
 
-class LeanDojoBackend:
+class LeanDojoBackend(Closing):
     name = "leandojo"
 
     def __init__(self, config: LeanDojoConfig | None = None, dojo_factory: DojoFactory | None = None) -> None:
@@ -177,12 +177,6 @@ class LeanDojoBackend:
     def close(self) -> None:
         self._discard()
         self._theorem = None
-
-    def __enter__(self) -> "LeanDojoBackend":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- theorem -----------------------------------------------------------------------------------
     def open(self, theorem: Theorem) -> State:
