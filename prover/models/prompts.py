@@ -38,6 +38,9 @@ class PromptFormat:
         return (text if i < 0 else text[:i]).strip()
 
 
+# Every format ends the same way: the model writes the tactic after this and stops at "---".
+_NEXT_TACTIC = "\n---\nNext tactic:\n---"
+
 LEAN4 = PromptFormat(
     "lean4",
     prefix="""Given the Lean 4 tactic state, suggest a next tactic.
@@ -83,10 +86,7 @@ rw [← h.gcd_eq_one]
 Tactic state:
 ---
 """,
-    suffix="""
----
-Next tactic:
----""",
+    suffix=_NEXT_TACTIC,
 )
 
 COQ = PromptFormat(
@@ -135,10 +135,7 @@ intros a b H
 Tactic state:
 ---
 """,
-    suffix="""
----
-Next tactic:
----""",
+    suffix=_NEXT_TACTIC,
 )
 
 ISABELLE = PromptFormat(
@@ -182,10 +179,7 @@ by linarith
 Tactic state:
 ---
 """,
-    suffix="""
----
-Next tactic:
----""",
+    suffix=_NEXT_TACTIC,
 )
 
 FORMATS = {"lean4": LEAN4, "coq": COQ, "isabelle": ISABELLE}
