@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prover.backends.base import Failed, Next, State, Theorem
-from prover.backends.coq import CoqBackend
+from prover.backends.coq.backend import CoqBackend
 from prover.models.base import Candidate, Generator
 from prover.search.best_first import SearchConfig, search
 

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from . import __version__
 from .backends.base import Theorem
-from .backends.coq_text import CoqSyntaxError, find_theorem, theorem_name
-from .backends.lean_text import declaration_name
+from .backends.coq.text import CoqSyntaxError, find_theorem, theorem_name
+from .backends.lean.text import declaration_name
 from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, make_backend,
                          make_generator)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
@@ -247,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_isabelle_setup(args: argparse.Namespace, console: Console) -> int:
-    from .backends.isabelle import default_project_dir
-    from .runs.isabelle_theories import setup
+    from .backends.isabelle.backend import default_project_dir
+    from .backends.isabelle.theories import setup
 
     out = Path(args.out) if args.out else Path(default_project_dir()) / "minif2f"
     try:
@@ -272,13 +272,13 @@ def _env_port() -> int | None:
 
 
 def _lean_project(args: argparse.Namespace) -> Path:
-    from .backends.lean_project import default_project_dir
+    from .backends.lean.project import default_project_dir
 
     return Path(args.project).resolve() if args.project else default_project_dir()
 
 
 def cmd_lean_setup(args: argparse.Namespace, console: Console) -> int:
-    from .backends.lean_project import setup
+    from .backends.lean.project import setup
 
     project = _lean_project(args)
     try:
@@ -291,8 +291,8 @@ def cmd_lean_setup(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_lean_trace(args: argparse.Namespace, console: Console) -> int:
-    from .backends.lean_project import LeanNotInstalled
-    from .backends.leandojo import trace
+    from .backends.lean.project import LeanNotInstalled
+    from .backends.lean.dojo import trace
 
     try:
         trace(_lean_project(args), progress=lambda line: console.print(line, highlight=False, soft_wrap=True))
@@ -310,7 +310,7 @@ def _train_defaults():
 def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
     """The theorem to prove, and for FILE mode the source plus the span its proof occupies."""
     if args.backend == "isabelle":
-        from .backends.isabelle_text import load_theorem
+        from .backends.isabelle.text import load_theorem
 
         try:
             return load_theorem(args.file, args.theorem, args.statement, args.header, args.write,

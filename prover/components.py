@@ -35,7 +35,7 @@ class ModelOptions:
 def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
     options = options or BackendOptions()
     if name == "coq":
-        from .backends.coq import CoqBackend, CoqConfig
+        from .backends.coq.backend import CoqBackend, CoqConfig
         from .backends.process import ProcessLimits
 
         limits = ProcessLimits(memory_bytes=(options.memory_mb or 6144) * 1024 * 1024)
@@ -48,8 +48,8 @@ def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
 
 
 def _make_lean_backend(name: str, options: BackendOptions) -> Backend:
-    from .backends.lean_project import LeanNotInstalled
-    from .backends.lean_repl import LeanReplBackend, LeanReplConfig
+    from .backends.lean.project import LeanNotInstalled
+    from .backends.lean.repl import LeanReplBackend, LeanReplConfig
     from .backends.process import ProcessLimits
 
     repl = LeanReplConfig(check_timeout=options.check_timeout)
@@ -58,7 +58,7 @@ def _make_lean_backend(name: str, options: BackendOptions) -> Backend:
     try:
         if name == "lean-repl":
             return LeanReplBackend(repl)
-        from .backends.leandojo import LeanDojoBackend, LeanDojoConfig
+        from .backends.lean.dojo import LeanDojoBackend, LeanDojoConfig
 
         return LeanDojoBackend(LeanDojoConfig(check=repl))
     except LeanNotInstalled as e:
@@ -119,7 +119,7 @@ def _make_isabelle(options: BackendOptions) -> Backend:
     import shutil
     from pathlib import Path
 
-    from .backends.isabelle import INSTALL_HINT, MIN_MEMORY_MB, IsabelleBackend, IsabelleConfig
+    from .backends.isabelle.backend import INSTALL_HINT, MIN_MEMORY_MB, IsabelleBackend, IsabelleConfig
     from .backends.process import ProcessLimits
 
     config = IsabelleConfig(check_timeout=options.check_timeout,

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from prover.backends.base import BackendCrash, Failed, Finished, InitError, Next, Theorem, TimedOut
-from prover.backends.coq import CoqBackend, CoqConfig, audit_assumptions
+from prover.backends.coq.backend import CoqBackend, CoqConfig, audit_assumptions
 
 from .conftest import processes_with_marker
 

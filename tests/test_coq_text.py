@@ -1,6 +1,6 @@
 import pytest
 
-from prover.backends.coq_text import (CoqSyntaxError, check_tactic, find_theorem, split_sentences,
+from prover.backends.coq.text import (CoqSyntaxError, check_tactic, find_theorem, split_sentences,
                                       strip_comments, theorem_name)
 
 SOURCE = """(* header comment with Admitted. and Qed. inside *)

@@ -5,8 +5,8 @@ import shutil
 import pytest
 
 from prover.backends.base import Failed, Finished, Next, State, Theorem, TimedOut
-from prover.backends.isabelle import IsabelleBackend, IsabelleConfig
-from prover.backends.isabelle_text import build_theory, read_audit
+from prover.backends.isabelle.backend import IsabelleBackend, IsabelleConfig
+from prover.backends.isabelle.text import build_theory, read_audit
 from prover.runs.minif2f import load
 
 ISABELLE = shutil.which(os.environ.get("PROVER_ISABELLE") or "isabelle")

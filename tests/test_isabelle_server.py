@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from prover.backends.base import BackendCrash, Failed, Finished, InitError, Next, State, Theorem, TimedOut
-from prover.backends.isabelle import IsabelleBackend, IsabelleConfig, IsabelleServer
-from prover.backends.isabelle_protocol import ServerConnection, ServerError, ServerGone, parse_banner
-from prover.backends.isabelle_text import node_messages, parse_sledgehammer, result_errors
+from prover.backends.isabelle.backend import IsabelleBackend, IsabelleConfig, IsabelleServer
+from prover.backends.isabelle.protocol import ServerConnection, ServerError, ServerGone, parse_banner
+from prover.backends.isabelle.text import node_messages, parse_sledgehammer, result_errors
 from prover.backends.process import InteractiveProcess, ProcessLimits, WorkDir
 from prover.models.portfolio import PortfolioGenerator
 from prover.models.isabelle_prompts import DSP_EXAMPLES, dsp_prompt
@@ -456,7 +456,7 @@ def test_dsp_prompt_from_a_minif2f_record_and_examples_that_pass_the_filter():
     assert prompt.endswith(f"Formal:\n{problem.record['formal_statement'].strip()}\n")
     tricky = dict(problem.record, informal_proof="so (a *) b) holds")
     assert "*) b)" not in dsp_prompt(tricky)
-    from prover.backends.isabelle_text import check_step
+    from prover.backends.isabelle.text import check_step
     for ex in DSP_EXAMPLES:
         steps = sketch_steps(ex.sketch)
         assert steps.count("sledgehammer") == ex.sketch.count("sledgehammer") >= 2

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from prover.backends.isabelle_protocol import (MessageReader, ProtocolError, encode_message, parse_banner,
+from prover.backends.isabelle.protocol import (MessageReader, ProtocolError, encode_message, parse_banner,
                                                parse_reply)
-from prover.backends.isabelle_text import (build_theory, check_step, clean_message, find_theorem, load_theorem,
+from prover.backends.isabelle.text import (build_theory, check_step, clean_message, find_theorem, load_theorem,
                                            node_messages, parse_sledgehammer, read_audit, read_proof_state,
                                            result_errors, split_header, theorem_name, Message)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from prover.backends.base import Finished, InitError, TimedOut
-from prover.backends.lean_project import LeanNotInstalled, default_project_dir, require_lean
-from prover.backends.lean_repl import LeanReplBackend, LeanReplConfig
-from prover.backends.lean_text import STANDARD_AXIOMS
+from prover.backends.lean.project import LeanNotInstalled, default_project_dir, require_lean
+from prover.backends.lean.repl import LeanReplBackend, LeanReplConfig
+from prover.backends.lean.text import STANDARD_AXIOMS
 from prover.models.portfolio import PortfolioGenerator
 from prover.runs.minif2f import load
 from prover.search.best_first import SearchConfig, search
@@ -85,8 +85,8 @@ def test_cli_proves_with_the_lean_repl():
 
 def test_leandojo_opens_the_traced_theorem_or_names_the_upstream_problem():
     pytest.importorskip("lean_dojo", reason="lean-dojo 4.20.0 is not installed")
-    from prover.backends.lean_project import snapshot_dir
-    from prover.backends.leandojo import LeanDojoBackend
+    from prover.backends.lean.project import snapshot_dir
+    from prover.backends.lean.dojo import LeanDojoBackend
 
     if not (snapshot_dir(default_project_dir()) / ".git").exists():
         pytest.skip("no LeanDojo trace: run `prover lean trace`")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from prover.backends.base import BackendCrash, Failed, Finished, InitError, Next, State, Theorem, TimedOut
-from prover.backends.lean_repl import LeanChecker, LeanReplBackend, LeanReplConfig, outcome_of
-from prover.backends.lean_repl_protocol import CommandReply, ReplError, ReplSession, TacticReply, parse_reply
-from prover.backends.lean_text import LeanMessage, audit_messages
+from prover.backends.lean.repl import LeanChecker, LeanReplBackend, LeanReplConfig, outcome_of
+from prover.backends.lean.protocol import CommandReply, ReplError, ReplSession, TacticReply, parse_reply
+from prover.backends.lean.text import LeanMessage, audit_messages
 from prover.backends.process import ProcessLimits
 from prover.models.base import Candidate, Generator
 from prover.search.best_first import SearchConfig, search

@@ -29,9 +29,9 @@ ld = pytest.importorskip("lean_dojo", reason="lean-dojo 4.20.0 is not installed 
 from lean_dojo.interaction import dojo as dojo_module  # noqa: E402
 
 from prover.backends.base import BackendCrash, Failed, Finished, InitError, Next, State, Theorem, TimedOut  # noqa: E402
-from prover.backends.lean_project import toolchain_version  # noqa: E402
-from prover.backends.leandojo import LeanDojoBackend, LeanDojoConfig, known_problems  # noqa: E402
-from prover.backends.lean_repl import LeanReplConfig  # noqa: E402
+from prover.backends.lean.project import toolchain_version  # noqa: E402
+from prover.backends.lean.dojo import LeanDojoBackend, LeanDojoConfig, known_problems  # noqa: E402
+from prover.backends.lean.repl import LeanReplConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -211,7 +211,7 @@ def test_known_problems_follow_the_pinned_toolchain(tmp_path):
 
 
 def test_lean_dojo_is_imported_only_by_its_backend():
-    code = ("import sys, prover.cli, prover.components, prover.backends.leandojo, prover.backends.lean_repl; "
+    code = ("import sys, prover.cli, prover.components, prover.backends.lean.dojo, prover.backends.lean.repl; "
             "print('lean_dojo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                          capture_output=True, text=True, timeout=60)
@@ -219,7 +219,7 @@ def test_lean_dojo_is_imported_only_by_its_backend():
 
 
 def test_real_repository_and_theorem_from_the_trace_snapshot(tmp_path):
-    from prover.backends.lean_project import LeanNotInstalled, make_snapshot, setup
+    from prover.backends.lean.project import LeanNotInstalled, make_snapshot, setup
     from prover.runs.minif2f import load
 
     project = tmp_path / "lean_project"

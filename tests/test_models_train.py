@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from prover.backends.base import Theorem
-from prover.backends.coq import DEFAULT_PRELUDE, CoqBackend
+from prover.backends.coq.backend import DEFAULT_PRELUDE, CoqBackend
 from prover.models.portfolio import PortfolioGenerator
 from prover.models.traces import TraceStep, proof_steps, read_traces, write_traces
 from prover.search.best_first import SearchConfig, SearchResult, search

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from prover.backends.base import Finished, Next, Theorem
-from prover.backends.coq import CoqBackend
+from prover.backends.coq.backend import CoqBackend
 from prover.components import make_generator
 from prover.repl.client import ReplClient
 

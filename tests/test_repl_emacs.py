@@ -33,7 +33,7 @@ SCRIPT = r'''
 def _closing_tactics(n: int) -> list[str]:
     """Independently: which of the portfolio's first n tactics close the goal after intros."""
     from prover.backends.base import Finished, Theorem
-    from prover.backends.coq import CoqBackend
+    from prover.backends.coq.backend import CoqBackend
     from prover.components import make_generator
 
     theorem = Theorem("lt_succ", "Theorem lt_succ : forall x y : Z, x < y -> x + 1 <= y.",

@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 
 from prover.backends.base import Theorem
-from prover.backends.coq import CoqBackend
+from prover.backends.coq.backend import CoqBackend
 from prover.models.base import Candidate, Generator, rank_candidates
 from prover.models.portfolio import PortfolioGenerator
 from prover.search.best_first import SearchConfig, search, step_cost

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from prover.backends.base import Theorem
-from prover.backends.coq import CoqBackend
+from prover.backends.coq.backend import CoqBackend
 from prover.models.base import Candidate, Generator
 from prover.search.best_first import PRIORITIES, SearchConfig, search, step_cost
 from prover.search.scoring import LlemmaScorer, ReProverScorer, make_scorer

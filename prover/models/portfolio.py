@@ -47,7 +47,7 @@ COQ_PORTFOLIO = (
 )
 
 # miniF2F statements name their assumptions, `assms` names them all; `sledgehammer` runs the DSP
-# heuristics and then Sledgehammer (see backends/isabelle.py).
+# heuristics and then Sledgehammer (see backends/isabelle/backend.py).
 ISABELLE_PORTFOLIO = (
     "using assms by auto",
     "using assms by simp",

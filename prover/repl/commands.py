@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..backends.base import Backend, Finished, InitError, Next, Theorem
-from ..backends.coq_text import CoqSyntaxError, find_theorem, split_sentences, theorem_name
+from ..backends.coq.text import CoqSyntaxError, find_theorem, split_sentences, theorem_name
 from ..models.base import Generator
 from ..search.best_first import Progress, search
 from .protocol import (CheckReply, CheckRequest, ProveRequest, RequestError, ResultReply, SuggestRequest,

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..backends.base import Backend, BackendError, Failed, Finished, Theorem, TimedOut
-from ..backends.isabelle_text import SLEDGEHAMMER, theorem_name
+from ..backends.isabelle.text import SLEDGEHAMMER, theorem_name
 
 _STOP = re.compile(r"^(?:Informal\b|\(\*|theorem\b|lemma\b|end\s*$)", re.M)
 _PROOF_LINE = re.compile(r"^[ \t]*(?:proof|by|apply|using|unfolding|including)\b", re.M)

@@ -45,14 +45,14 @@ from typing import Any
 
 import pexpect
 
-from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
+from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
                    State, Theorem, TimedOut)
-from .isabelle_protocol import (ProtocolError, ServerConnection, ServerError, ServerGone, ServerTimeout,
+from .protocol import (ProtocolError, ServerConnection, ServerError, ServerGone, ServerTimeout,
                                 TaskResult, parse_banner)
-from .isabelle_text import (Message, ProofState, TheoryText, build_theory, check_step, is_sledgehammer,
+from .text import (Message, ProofState, TheoryText, build_theory, check_step, is_sledgehammer,
                             node_messages, parse_sledgehammer, read_audit, read_proof_state, result_errors,
                             split_header, theorem_name, clean_message)
-from .process import InteractiveProcess, ProcessLimits, WorkDir
+from ..process import InteractiveProcess, ProcessLimits, WorkDir
 
 # Llemma's Isabelle checker (after DSP) tries these before calling Sledgehammer.
 DSP_HEURISTICS = ("by auto", "by simp", "by blast", "by fastforce", "by force", "by eval", "by presburger",
@@ -60,7 +60,7 @@ DSP_HEURISTICS = ("by auto", "by simp", "by blast", "by fastforce", "by force", 
 # An address-space cap, not a resident-memory one: the JVM (its heap, code cache, a 16 MB stack per
 # thread) and Poly/ML reserve far more address space than they touch; a lower cap stops them at start.
 MIN_MEMORY_MB = 32768
-ISABELLE_DIR = Path(__file__).resolve().parents[2] / "isabelle"
+ISABELLE_DIR = Path(__file__).resolve().parents[3] / "isabelle"
 INSTALL_HINT = "run `make isabelle` (downloads Isabelle2025 and builds the Prover_Base heap), " \
                "or set PROVER_ISABELLE to the isabelle executable"
 

@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
+from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
                    State, Theorem, TimedOut)
-from .lean_project import default_project_dir, require_lean
-from .lean_repl_protocol import (CommandReply, ProtocolError, ReplError, ReplExited, ReplSession,
+from .project import default_project_dir, require_lean
+from .protocol import (CommandReply, ProtocolError, ReplError, ReplExited, ReplSession,
                                  ReplTimeout, TacticReply)
-from .lean_text import STANDARD_AXIOMS, audit_messages, check_tactic, declaration_name, pp_goals, proof_body
-from .process import ProcessLimits
+from .text import STANDARD_AXIOMS, audit_messages, check_tactic, declaration_name, pp_goals, proof_body
+from ..process import ProcessLimits
 
 GiB = 1024**3
 COMPLETED = "Completed"
@@ -289,7 +289,7 @@ class LeanReplBackend(Closing):
         return self.checker.check(theorem, tactics)
 
     def info(self) -> BackendInfo:
-        from .lean_project import toolchain_version
+        from .project import toolchain_version
 
         v = toolchain_version(self.config.project)
         return BackendInfo("lean-repl", ".".join(map(str, v)) if v else "unknown",

@@ -18,8 +18,8 @@ from typing import Union
 
 import pexpect
 
-from .lean_text import LeanMessage
-from .process import InteractiveProcess, ProcessLimits, group_rss_bytes
+from .text import LeanMessage
+from ..process import InteractiveProcess, ProcessLimits, group_rss_bytes
 
 
 @dataclass(frozen=True)

@@ -394,7 +394,7 @@ def load_theorem(file: str | None, name: str | None, statement: str | None, head
     """
     from pathlib import Path
 
-    from .base import Theorem
+    from ..base import Theorem
 
     if file and statement:
         raise ValueError("give either FILE --theorem NAME or --statement, not both")

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import InitError
+from ..base import InitError
 
 LEAN_TOOLCHAIN = "leanprover/lean4:v4.24.0"
 INSTALL_HINT = "run `make lean` (installs elan, Lean v4.24.0, Mathlib and the Lean REPL into lean_project/; needs internet)"
@@ -32,7 +32,7 @@ def default_project_dir() -> Path:
     env = os.environ.get("PROVER_LEAN_PROJECT")
     if env:
         return Path(env).resolve()
-    here = Path(__file__).resolve().parents[2] / "lean_project"
+    here = Path(__file__).resolve().parents[3] / "lean_project"
     if here.is_dir():
         return here
     return (Path.cwd() / "lean_project").resolve()
@@ -81,7 +81,7 @@ class SetupReport:
 
 def setup(project: Path, data_dir: str | Path | None = None) -> SetupReport:
     """Generate the MiniF2F library (one file per theorem, and the root module importing them)."""
-    from ..runs.minif2f import load
+    from ...runs.minif2f import load
 
     problems = load("lean4", data_dir=data_dir)
     if not (project / "lakefile.toml").is_file():

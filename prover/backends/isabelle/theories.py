@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends.isabelle_text import split_header
-from .minif2f import SPLITS, Problem, load
+from .text import split_header
+from ...runs.minif2f import SPLITS, Problem, load
 
 # Sessions of the Isabelle distribution a miniF2F theory may import (qualifier of "Session.Theory").
 DISTRIBUTION_SESSIONS = frozenset({"HOL", "HOL-Library", "HOL-Computational_Algebra", "HOL-Number_Theory",

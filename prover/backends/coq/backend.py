@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import pexpect
 
-from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
+from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
                    Outcome, State, Theorem, TimedOut)
-from .coq_text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
-from .process import InteractiveProcess, ProcessLimits, WorkDir, run_once
+from .text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
+from ..process import InteractiveProcess, ProcessLimits, WorkDir, run_once
 
 # Loaded before the trusted header, so it cannot override the header's imports or notations.
 DEFAULT_PRELUDE = "Require Import Lia Lra Psatz Ring Field.\nFrom Hammer Require Import Tactics."

@@ -10,7 +10,7 @@ commands), ``FINISHED``/``FAILED`` (the end of an asynchronous task, carrying it
 ``NOTE`` (progress of a task, at any time). The first client message is the server's password.
 
 This module is transport only: frames, replies and a blocking client with deadlines. What the
-prover makes of the replies lives in ``isabelle_text.py`` and ``isabelle.py``.
+prover makes of the replies lives in ``text.py`` and ``backend.py``.
 """
 from __future__ import annotations
 

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
+from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
                    State, Theorem, TimedOut)
-from .lean_project import (LeanNotInstalled, default_project_dir, find_theorem_file, require_lean,
+from .project import (LeanNotInstalled, default_project_dir, find_theorem_file, require_lean,
                            snapshot_dir, toolchain_version)
-from .lean_repl import LeanChecker, LeanReplConfig
-from .lean_text import check_tactic, declaration_name, proof_body
-from .process import stop_group
+from .repl import LeanChecker, LeanReplConfig
+from .text import check_tactic, declaration_name, proof_body
+from ..process import stop_group
 
 LEAN_DOJO_VERSION = "4.20.0"
 DEPRECATION = "LeanDojo is deprecated upstream in favour of LeanDojo-v2"
@@ -265,7 +265,7 @@ class LeanDojoBackend(Closing):
 def trace(project: Path, progress: Callable[[str], None] = print) -> Path:
     """``prover lean trace``: commit the library into its snapshot repository and trace it with
     LeanDojo (hours for Mathlib's dependents; the result lands in LeanDojo's ``CACHE_DIR``)."""
-    from .lean_project import make_snapshot
+    from .project import make_snapshot
 
     require_lean(project)
     ld = import_lean_dojo()
