@@ -1,5 +1,7 @@
-# Debian 12: Coq 8.16 and the libraries miniF2F-rocq needs, plus csdp for psatz.
-APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-hammer coinor-csdp
+# Debian 12: Coq 8.16, the libraries miniF2F-rocq needs and whose sources the proof corpus reads
+# (Coquelicot, mathcomp, Flocq, Bignums), csdp for psatz, and the ATPs behind CoqHammer's hammer.
+APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-flocq libcoq-bignums libcoq-hammer \
+               coinor-csdp eprover z3 cvc4
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
