@@ -67,7 +67,10 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("generator")
     m.add_argument("--generator", choices=GENERATORS, default="portfolio",
                    help="tactic generator (default %(default)s: model-free ranked tactics; hf: a causal LM; "
-                        "mix: the LM's candidates interleaved with the portfolio's)")
+                        "mix: the LM's candidates interleaved with the portfolio's; knn: tactics of the most "
+                        "similar states of real proofs)")
+    m.add_argument("--knn-model", metavar="FILE",
+                   help="k-NN model for --generator knn (from `prover train knn`)")
     m.add_argument("--tactics", metavar="FILE",
                    help="your own ranked tactic list, one per line (replaces the portfolio)")
     m.add_argument("--model", metavar="PATH_OR_ID",
@@ -94,7 +97,8 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
-    return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens)
+    return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens,
+                        args.knn_model)
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
@@ -146,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a byte-level BPE tokenizer and a small Llama-architecture model on "
                        "(goals, next tactic) pairs, in the backend's prompt format; save both to DIR, "
                        "which `prover prove --generator hf --model DIR` loads.")
-    r.add_argument("--data", required=True, metavar="TRACES.jsonl", help="trace file (from `prover traces`)")
-    r.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    r.add_argument("--data", metavar="TRACES.jsonl", help="trace file (from `prover traces`)")
+    r.add_argument("--out", metavar="DIR", help="output directory")
     r.add_argument("--backend", choices=("coq", "lean4", "isabelle"), default="coq",
                    help="prompt format of the traces (default %(default)s)")
     dt = _train_defaults()
@@ -161,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=dt.seed, help="default %(default)s")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.set_defaults(run=cmd_train)
+    from .learning.cli import add_train_commands
+    add_train_commands(r.add_subparsers(dest="train_kind", parser_class=_Parser, metavar="{knn}",
+                                        help="other models: knn (k-NN tactic model from a proof corpus)"), _Parser)
 
     m = sub.add_parser("minif2f", help="run the miniF2F benchmark, one JSON line per theorem",
                        description="Run miniF2F: every found proof is re-checked from scratch before it is "
@@ -461,6 +468,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from .models.traces import read_traces
     from .models.train import TrainConfig, train
 
+    if not args.data or not args.out:
+        raise ConfigError("prover train needs --data TRACES.jsonl and --out DIR (or: prover train knn ...)")
     try:
         steps = read_traces(args.data)
         config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, vocab_size=args.vocab_size,

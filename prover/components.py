@@ -8,7 +8,7 @@ from .backends.base import Backend
 from .models.base import Generator
 
 BACKENDS = ("coq", "lean-repl", "leandojo", "isabelle")
-GENERATORS = ("portfolio", "hf", "mix")
+GENERATORS = ("portfolio", "hf", "mix", "knn")
 
 
 class ConfigError(ValueError):
@@ -30,6 +30,7 @@ class ModelOptions:
     decoding: str = "beam"  # beam | sample
     temperatures: tuple[float, ...] | None = None  # default: (0,) for beam, (1,) for sample
     max_new_tokens: int = 256
+    knn_model: str | None = None  # a k-NN model file for --generator knn
 
 
 def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
@@ -72,6 +73,10 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None,
     model = model or ModelOptions()
     if name in ("hf", "mix"):
         return _model_generator(name, backend, tactics_file, model)
+    if model.knn_model is not None and name != "knn":
+        raise ConfigError(f"--knn-model needs --generator knn (not {name})")
+    if name == "knn":
+        return _knn_generator(backend, tactics_file, model)
     if model.model is not None:
         raise ConfigError(f"--model needs --generator hf or mix (not {name})")
     if tactics_file is not None:
@@ -112,6 +117,22 @@ def _model_generator(name: str, backend: str, tactics_file: str | None, options:
     except ModelLoadError as e:
         raise ConfigError(str(e)) from e
     return MixGenerator(model, portfolio) if portfolio is not None else model
+
+
+def _knn_generator(backend: str, tactics_file: str | None, options: ModelOptions) -> Generator:
+    from .learning.modelfile import ModelFileError
+    from .models.knn import KnnGenerator
+
+    if backend != "coq":
+        raise ConfigError("--generator knn is trained on Coq proofs: it needs --backend coq")
+    if tactics_file is not None or options.model is not None:
+        raise ConfigError("--tactics and --model do not go with --generator knn")
+    if options.knn_model is None:
+        raise ConfigError("--generator knn needs --knn-model FILE (build one with `prover train knn`)")
+    try:
+        return KnnGenerator.load(options.knn_model)
+    except ModelFileError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _make_isabelle(options: BackendOptions) -> Backend:

@@ -33,6 +33,11 @@ class Generator(ABC):
         """Candidates for several open states at once; models override this to batch on the GPU."""
         return [self.generate(g, n) for g in goals]
 
+    def learn(self, steps: list[tuple[str, str]]) -> int:
+        """Online learning: the (goals, tactic) steps of a proof found during the run. Generators that
+        cannot learn ignore them; returns how many steps were taken in."""
+        return 0
+
 
 def rank_candidates(candidates: list[Candidate], n: int) -> list[Candidate]:
     """Drop empty and duplicate tactics (keeping the best score), sort best first, keep ``n``."""
