@@ -62,7 +62,8 @@ def cmd_corpus_build(args: argparse.Namespace, console: Console) -> int:
     done = job.done
     total, finished = len(job.sources), len(job.sources) - len(job.todo)
     if finished:
-        console.print(f"resuming {args.out}: {finished} of {total} files already traced", highlight=False)
+        console.print(f"resuming {args.out}: {finished} of {total} files already traced", highlight=False,
+                      soft_wrap=True)
     counts = {"theorems": sum(r.theorems for r in done), "steps": sum(r.steps for r in done),
               "failed": sum(r.status != "ok" for r in done)}
     columns = (TextColumn("[bold]corpus"), BarColumn(), MofNCompleteColumn(),
