@@ -72,3 +72,10 @@ def test_tactics_accepted_as_one_line_sentence(tactic, expected):
 def test_tactics_refused(tactic):
     sentence, why = check_tactic(tactic)
     assert sentence is None and why
+
+
+def test_an_ellipsis_ends_a_sentence_and_a_double_dot_does_not():
+    text = 'Proof with auto. split... - intros... Notation "[ x ; .. ; y ]" := (cons x .. (cons y nil) ..). Qed.'
+    assert [s.clean for s in split_sentences(text)] == [
+        "Proof with auto.", "split...", "-", "intros...",
+        'Notation "[ x ; .. ; y ]" := (cons x .. (cons y nil) ..).', "Qed."]

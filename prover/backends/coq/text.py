@@ -115,7 +115,7 @@ def split_sentences(text: str) -> list[Sentence]:
                 continue
         if c == '"':
             in_string = True
-        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and not text.startswith("..", i - 1):
+        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and _ends_sentence(text, i):
             sentences.append(Sentence(text[start:i + 1], start, i + 1))
             start = None
         i += 1
@@ -126,6 +126,12 @@ def split_sentences(text: str) -> list[Sentence]:
     if start is not None and text[start:].strip():
         raise CoqSyntaxError(f"unterminated sentence: {text[start:].strip()[:60]!r}")
     return sentences
+
+
+def _ends_sentence(text: str, i: int) -> bool:
+    """A '.' before white space ends a sentence, and so does '...' (``tac...`` under ``Proof with``);
+    '..' does not (the ellipsis of recursive notations, ``[x ; .. ; y]``)."""
+    return not text.startswith("..", i - 1) or text.startswith("...", i - 2)
 
 
 def theorem_name(statement: str) -> str | None:
