@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
                         "and marks its theorem timeout (default %(default)g)")
     m.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
+    m.add_argument("--online", action="store_true",
+                   help="online learning: each verified proof's steps join the generator (knn) before the "
+                        "next theorems, as in Tactician; recorded in the run's configuration")
     add_search_options(m)
     m.set_defaults(run=cmd_minif2f)
 
@@ -226,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-sessions", type=int, default=2, metavar="N",
                    help="idle suggest sessions kept open for the next request on the same theorem "
                         "(default %(default)s; 0: none)")
+    r.add_argument("--online", action="store_true",
+                   help="online learning: proofs found by prove requests join the generator (knn) for later "
+                        "requests")
     add_search_options(r)
     r.set_defaults(run=cmd_repl)
 
@@ -508,7 +514,7 @@ def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
     make_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
                    BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
-                   model=model_options(args))
+                   model=model_options(args), online=args.online)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     try:
         summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,
@@ -574,7 +580,7 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError("--keep-sessions must be 0 or more")
     defaults = Defaults(search_config(args), BackendOptions(args.check_timeout, args.memory_mb), args.backend,
                         args.generator, args.tactics)
-    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions),
+    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions, online=args.online),
                     lambda name, backend, tactics: make_generator(name, backend, tactics, model_options(args)))
     server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
     if args.port is None:

@@ -48,3 +48,17 @@ def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProce
     return subprocess.run([sys.executable, "-m", "prover", *args], cwd=kw.pop("cwd", ROOT),
                           env=cli_env(kw.pop("env", None)), capture_output=True, text=True,
                           timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="session")
+def coq_slice(tmp_path_factory):
+    """A small real corpus, traced once per session: Coq.Lists.List and Coq.Bool.Bool (training split)
+    and Coq.ZArith.Zbool (held out)."""
+    from prover.corpus.build import build
+    from prover.corpus.sources import coq_root, file_source
+
+    root = coq_root()
+    out = tmp_path_factory.mktemp("corpus")
+    files = ("theories/Lists/List.v", "theories/Bool/Bool.v", "theories/ZArith/Zbool.v")
+    build([file_source(root / f) for f in files], out, 2)
+    return out

@@ -76,8 +76,8 @@ def first_goal(goals: str) -> Goal | None:
     parts = _SEP.split(body, maxsplit=1)
     if len(parts) == 2:
         context, rest = parts
-    else:
-        context, rest = "", body
+    else:  # no focused goal (between bullets): the first unfocused one stands in
+        context, rest = "", re.sub(r"^\s*goal \d+ (?:\([^)]*\) )?is:\s*", "", body)
     conclusion = _NEXT_GOAL.split(rest, maxsplit=1)[0]
     hyps: list[tuple[tuple[str, ...], str, list[str]]] = []
     for line in context.splitlines():

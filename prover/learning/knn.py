@@ -25,6 +25,7 @@ from .index import FeatureIndex, IndexArrays
 from .names import Target, decode_used, encode_used, name_map, rename, used_hypotheses
 
 KIND = "prover-knn"
+EXACT = 1.0 - 1e-9  # similarity of a stored state with the query's very features
 VERSION = 1
 _ARRAYS = ("keys", "indptr", "rows", "ex_indptr", "ex_cols", "tactic_of", "tactics_blob", "tactics_offsets",
            "contexts_blob", "contexts_offsets")
@@ -36,6 +37,10 @@ class KnnConfig:
     neighbours: int = 100  # stored states that vote
     temperature: float = 0.05  # of the vote weights exp(similarity / temperature)
     normalize: bool = True  # weighted-Jaccard similarity (False: Tactician's plain idf sum)
+    # How distinct tactics are ordered: "max" by the best neighbour that proposed it (Tactician), votes
+    # breaking ties; "vote" by summed weights; "exact" as vote, but the tactics of stored states with the
+    # very same features (similarity 1) first.
+    ranking: str = "exact"
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -45,7 +50,7 @@ class KnnConfig:
     @classmethod
     def from_json(cls, d: dict) -> "KnnConfig":
         return cls(FeatureConfig.from_json(d.get("features", {})),
-                   **{k: d[k] for k in ("neighbours", "temperature", "normalize") if k in d})
+                   **{k: d[k] for k in ("neighbours", "temperature", "normalize", "ranking") if k in d})
 
 
 def usable_tactic(tactic: str) -> str | None:
@@ -191,10 +196,17 @@ class KnnModel:
             else:
                 s.votes += w
         total = sum(s.votes for s in votes.values())
-        ranked = sorted(votes.values(), key=lambda s: (-s.votes, -s.best))[:n]
+        ranked = sorted(votes.values(), key=self._rank_key)[:n]
         for s in ranked:
             s.logprob = math.log(s.votes / total)
         return ranked
+
+    def _rank_key(self, s: Suggestion) -> tuple:
+        if self.config.ranking == "max":
+            return (-s.best, -s.votes)
+        if self.config.ranking == "exact":
+            return (-(self.config.normalize and s.best >= EXACT), -s.votes, -s.best)
+        return (-s.votes, -s.best)
 
     def learn(self, goals: str, tactic: str) -> bool:
         """Add one (state, tactic) pair found during a run; False when it cannot be used."""

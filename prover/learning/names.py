@@ -38,13 +38,15 @@ class UsedHypothesis:
 
     name: str
     from_end: int  # 1 for the last hypothesis of the context
-    type: str
+    shape: frozenset[str]  # the symbols of its type, local names as one placeholder
 
 
 def used_hypotheses(tactic: str, goal: Goal) -> list[UsedHypothesis]:
     names = goal.names
-    used = used_names(tactic, set(names))
-    return [UsedHypothesis(n, len(names) - names.index(n), goal.type_of(n) or "") for n in used]
+    local = set(names)
+    used = used_names(tactic, local)
+    return [UsedHypothesis(n, len(names) - names.index(n), frozenset(_shape(goal.type_of(n) or "", local)))
+            for n in used]
 
 
 class Target:
@@ -61,10 +63,9 @@ def name_map(used: list[UsedHypothesis], target: Target) -> dict[str, str]:
     """Renaming of the used source hypotheses into the target's."""
     if not used:
         return {}
-    src_local = {u.name for u in used}
     options: list[tuple[float, int, int, str, str]] = []
     for u in used:
-        shape = _shape(u.type, src_local)
+        shape = u.shape
         for t in target.names:
             other = target.shapes[t]
             union = shape | other
@@ -97,12 +98,12 @@ def adapt(tactic: str, source: Goal, target: Goal) -> str:
 
 def encode_used(used: list[UsedHypothesis]) -> str:
     """One line per used hypothesis (name, position from the end, type), as a model file keeps it."""
-    return "\n".join(f"{u.name}\t{u.from_end}\t{u.type}" for u in used)
+    return "\n".join(f"{u.name}\t{u.from_end}\t{' '.join(sorted(u.shape))}" for u in used)
 
 
 def decode_used(text: str) -> list[UsedHypothesis]:
     out = []
     for line in text.split("\n") if text else ():
-        name, pos, typ = line.split("\t", 2)
-        out.append(UsedHypothesis(name, int(pos), typ))
+        name, pos, shape = line.split("\t", 2)
+        out.append(UsedHypothesis(name, int(pos), frozenset(shape.split())))
     return out

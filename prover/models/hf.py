@@ -406,6 +406,9 @@ class MixGenerator(Generator):
     def generate(self, goals: str, n: int) -> list[Candidate]:
         return self.generate_batch([goals], n)[0]
 
+    def learn(self, steps: list[tuple[str, str]]) -> int:
+        return max(self.model.learn(steps), self.portfolio.learn(steps))
+
     def generate_batch(self, goals: list[str], n: int) -> list[list[Candidate]]:
         out = []
         for ms, ps in zip(self.model.generate_batch(goals, n), self.portfolio.generate_batch(goals, n)):

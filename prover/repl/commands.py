@@ -84,10 +84,14 @@ def theorem_from_source(source: str, allow_axioms: tuple[str, ...], id) -> tuple
 
 
 def prove(request: ProveRequest, theorem: Theorem, backend: Backend, generator: Generator,
-          cancel: threading.Event, on_progress: Callable[[Progress], None] | None) -> ResultReply:
+          cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
+          online: bool = False) -> ResultReply:
+    """Search; with ``online``, a verified proof's steps join the generator (later requests use them)."""
     result = search(theorem, backend, generator, request.search, on_progress=on_progress, cancel=cancel)
     if cancel.is_set():
         raise Cancelled()
+    if online and result.proved:
+        generator.learn(list(zip(result.proof_goals, result.tactics)))
     if result.failure_reason == "init_error":
         raise RequestError(result.failure_message, request.id, "init_error")
     return ResultReply.of_search(request.id, request.backend, generator.name, result,

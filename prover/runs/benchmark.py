@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .minif2f import default_data_dir, load
 from .results import ResultsLog
-from .runner import Job, LocalPool, RayPool, RunSpec, collect_versions
+from .runner import Job, LocalPool, OnlineSteps, RayPool, RunSpec, collect_versions
 
 SYSTEM_OF_BACKEND = {"coq": "coq", "lean-repl": "lean4", "leandojo": "lean4", "isabelle": "isabelle"}
 
@@ -20,7 +20,7 @@ def run_config(spec: RunSpec, split: str | None, data_dir: Path, jobs: list[Job]
     commits = sorted({j.source.get("commit") for j in jobs if j.source.get("commit")})
     return {"backend": spec.backend, "split": split, "generator": spec.generator,
             "tactics_file": spec.tactics_file, "model": spec.model.model, "model_options": asdict(spec.model),
-            "budgets": spec.budgets(), "seed": spec.seed,
+            "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online,
             "versions": spec.versions, "data_dir": str(data_dir), "dataset_commits": commits,
             "workers": workers, "ray": ray, "started_at": time.time(),
             "search": asdict(spec.search)}
@@ -56,5 +56,5 @@ def run_minif2f(spec: RunSpec, split: str | None, names: list[str] | None, limit
                     console.print(f"{record['name']}: {status} ({record['elapsed']:.1f} s)", highlight=False)
 
             pool = RayPool(spec, workers, None if ray == "local" else ray) if ray else LocalPool(spec, workers)
-            pool.run(todo, on_result)
+            pool.run(todo, on_result, OnlineSteps(spec.online, log.existing.results))
     return {"total": len(jobs), "ran": len(todo), **counts}

@@ -13,7 +13,7 @@ import platform
 import random
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +39,7 @@ class RunSpec:
     versions: dict = field(default_factory=dict)
     grace: float = 30.0  # beyond search timeout + check timeout before the driver stops a worker
     model: ModelOptions = field(default_factory=ModelOptions)  # for --generator hf|mix
+    online: bool = False  # proofs found earlier in the run join the generator before later theorems
 
     @property
     def deadline(self) -> float:
@@ -56,6 +57,7 @@ class Job:
     category: str
     theorem: Theorem
     source: dict
+    learn: tuple[tuple[str, str], ...] = ()  # online learning: proof steps found since this worker's last job
 
     @classmethod
     def of(cls, problem: Problem) -> "Job":
@@ -91,6 +93,8 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
     """Search one theorem; the record carries everything needed to reproduce and re-verify it."""
     record = base_record(job, spec, generator.name, getattr(generator, "model_id", None))
     start = time.monotonic()
+    if job.learn:
+        generator.learn(list(job.learn))
     try:
         result = search(job.theorem, backend, generator, spec.search)
         out = result.to_dict()
@@ -112,6 +116,32 @@ def overrun_record(job: Job, spec: RunSpec, elapsed: float, reason: str, message
                   elapsed=elapsed, failure_reason=reason, failure_message=message, worker_pid=None,
                   finished_at=time.time())
     return record
+
+
+class OnlineSteps:
+    """Online learning across workers: the driver keeps every verified proof's steps in finding order
+    and hands each worker, with its next job, the steps it has not seen yet (its own proofs included)."""
+
+    def __init__(self, enabled: bool, known: list[dict] = ()) -> None:
+        self.enabled = enabled
+        self.steps: list[tuple[str, str]] = []
+        self._seen: dict[object, int] = {}
+        for record in known:  # a resumed run starts from what the earlier part found
+            self.add(record)
+
+    def add(self, record: dict) -> None:
+        if not self.enabled or not record.get("proved"):
+            return
+        goals, tactics = record.get("proof_goals") or [], record.get("tactics") or []
+        if len(goals) == len(tactics):
+            self.steps.extend(zip(goals, tactics))
+
+    def for_worker(self, worker: object, job: Job) -> Job:
+        if not self.enabled:
+            return job
+        start = self._seen.get(worker, 0)
+        self._seen[worker] = len(self.steps)
+        return replace(job, learn=tuple(self.steps[start:]))
 
 
 def _worker_loop(conn, spec: RunSpec) -> None:
@@ -137,7 +167,8 @@ class LocalPool:
     def __init__(self, spec: RunSpec, workers: int) -> None:
         self.spec, self.size = spec, max(1, workers)
 
-    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> None:
+    def run(self, jobs: list[Job], on_result: Callable[[dict], None], online: OnlineSteps | None = None) -> None:
+        online = online or OnlineSteps(False)
         pending = collections.deque(jobs)
         idle: list[WorkerProcess] = []
         busy: dict[WorkerProcess, tuple[Job, float]] = {}
@@ -147,7 +178,7 @@ class LocalPool:
             while pending or busy:
                 while idle and pending:
                     worker, job = idle.pop(), pending.popleft()
-                    worker.conn.send(job)
+                    worker.conn.send(online.for_worker(worker, job))
                     busy[worker] = (job, time.monotonic())
                 by_conn = {w.conn: w for w in busy}
                 for conn in multiprocessing.connection.wait(list(by_conn), timeout=0.5):
@@ -162,6 +193,7 @@ class LocalPool:
                         worker = WorkerProcess(_worker_loop, self.spec) if pending else None
                     if worker is not None:
                         idle.append(worker)
+                    online.add(record)
                     on_result(record)
                 now = time.monotonic()
                 for worker, (job, started) in list(busy.items()):
@@ -183,7 +215,8 @@ class RayPool:
     def __init__(self, spec: RunSpec, workers: int, address: str | None) -> None:
         self.spec, self.size, self.address = spec, max(1, workers), address
 
-    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> None:
+    def run(self, jobs: list[Job], on_result: Callable[[dict], None], online: OnlineSteps | None = None) -> None:
+        online = online or OnlineSteps(False)
         try:
             import ray
         except ImportError:
@@ -201,7 +234,7 @@ class RayPool:
             while pending or running:
                 while actors and pending:
                     actor, job = actors.pop(), pending.popleft()
-                    running[actor.prove.remote(job)] = (actor, job, time.monotonic())
+                    running[actor.prove.remote(online.for_worker(actor, job))] = (actor, job, time.monotonic())
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
                 for ref in done:
                     actor, job, started = running.pop(ref)
@@ -212,6 +245,7 @@ class RayPool:
                         record = overrun_record(job, self.spec, time.monotonic() - started, "crash", str(e)[:500])
                         ray.kill(actor)
                         actors.append(actor_cls.remote(self.spec))
+                    online.add(record)
                     on_result(record)
                 now = time.monotonic()
                 for ref, (actor, job, started) in list(running.items()):

@@ -69,6 +69,7 @@ class SearchResult:
     check_seconds: float = 0.0
     generator_seconds: float = 0.0
     backend_seconds: float = 0.0
+    proof_goals: list[str] = field(default_factory=list)  # the goals each tactic of the proof ran on
     tree: SearchTree | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -97,13 +98,13 @@ class _Search:
         return time.monotonic() - self.start
 
     def result(self, proved: bool, reason: str | None, message: str = "", tactics: list[str] = (),
-               check: CheckResult | None = None) -> SearchResult:
+               check: CheckResult | None = None, goals: list[str] = ()) -> SearchResult:
         tactics = list(tactics)
         return SearchResult(
             self.theorem.name, proved, tactics, self.backend.proof_text(tactics) if proved else "",
             self.expansions, self.tactic_calls, self.elapsed(), reason, message,
             list(check.axioms) if check else [], self.check_seconds, self.gen_seconds,
-            self.backend_seconds, self.tree)
+            self.backend_seconds, list(goals), self.tree)
 
     def stop_reason(self) -> str | None:
         if self.cancel is not None and self.cancel.is_set():
@@ -181,14 +182,16 @@ class _Search:
         elif isinstance(outcome, TimedOut):
             edge.kind = EdgeKind.TIMEOUT
         elif isinstance(outcome, Finished):
-            tactics = [e.tactic for e in self.tree.path(node)] + [cand.tactic]
+            path = self.tree.path(node)
+            tactics = [e.tactic for e in path] + [cand.tactic]
+            goals = [self.tree.nodes[e.src].goals for e in path] + [node.goals]
             t1 = time.monotonic()
             check = self.backend.check(self.theorem, tactics)
             self.check_seconds += time.monotonic() - t1
             if check.ok:
                 edge.kind = EdgeKind.FINISHED
                 self.tree.add_edge(edge)
-                return self.result(True, None, tactics=tactics, check=check)
+                return self.result(True, None, tactics=tactics, check=check, goals=goals)
             edge.kind = EdgeKind.UNVERIFIED
             edge.message = check.message
             self.rejected.append(check.message)
