@@ -19,7 +19,7 @@ from .backends.base import Theorem
 from .backends.coq.text import CoqSyntaxError, find_theorem, theorem_name
 from .backends.lean.text import declaration_name
 from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, make_backend,
-                         make_generator)
+                         make_generator, make_scorer_for)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
@@ -61,16 +61,22 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                         "Isabelle 32768 at least: the JVM and Poly/ML reserve that much)")
     g.add_argument("--priority", choices=PRIORITIES, default=d.priority,
                    help="node priority: llemma = sum of -mean token log-probs on the path; "
-                        "reprover = -cumulative log-prob (default %(default)s)")
+                        "reprover = -cumulative log-prob; value = llemma plus -log of a learned scorer's "
+                        "probability that the state is proved within the budget (default %(default)s)")
+    g.add_argument("--value-model", metavar="FILE",
+                   help="the learned scorer for --priority value (from `prover train scorer`)")
     g.add_argument("--expand-batch", type=_positive(int), default=d.expand_batch,
                    help="open states sent to the generator at once (default %(default)s)")
     m = p.add_argument_group("generator")
-    m.add_argument("--generator", choices=GENERATORS, default="portfolio",
-                   help="tactic generator (default %(default)s: model-free ranked tactics; hf: a causal LM; "
-                        "mix: the LM's candidates interleaved with the portfolio's; knn: tactics of the most "
-                        "similar states of real proofs)")
+    m.add_argument("--generator", choices=GENERATORS, default=None,
+                   help="tactic generator. Default: combined for Coq (the k-NN model's tactics mixed with the "
+                        "portfolio's; its models are built once by `make install` / `prover models build`, or on "
+                        "first use), portfolio for Lean and Isabelle. portfolio: model-free ranked tactics; "
+                        "knn: tactics of the most similar states of real proofs; hf: a causal LM; mix: the LM's "
+                        "candidates interleaved with the portfolio's")
     m.add_argument("--knn-model", metavar="FILE",
-                   help="k-NN model for --generator knn (from `prover train knn`)")
+                   help="k-NN model for --generator knn/combined (from `prover train knn`; default: the built-in "
+                        "one, see `prover models info`)")
     m.add_argument("--tactics", metavar="FILE",
                    help="your own ranked tactic list, one per line (replaces the portfolio)")
     m.add_argument("--model", metavar="PATH_OR_ID",
@@ -102,9 +108,13 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
-    return SearchConfig(max_expansions=args.max_expansions, candidates=args.candidates,
-                        timeout=args.timeout, tactic_timeout=args.tactic_timeout,
-                        priority=args.priority, expand_batch=args.expand_batch)
+    try:
+        return SearchConfig(max_expansions=args.max_expansions, candidates=args.candidates,
+                            timeout=args.timeout, tactic_timeout=args.tactic_timeout,
+                            priority=args.priority, expand_batch=args.expand_batch,
+                            value_model=args.value_model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.set_defaults(run=cmd_train)
     from .learning.cli import add_train_commands
-    add_train_commands(r.add_subparsers(dest="train_kind", parser_class=_Parser, metavar="{knn}",
-                                        help="other models: knn (k-NN tactic model from a proof corpus)"), _Parser)
+    add_train_commands(r.add_subparsers(dest="train_kind", parser_class=_Parser, metavar="{knn,scorer}",
+                                        help="other models: knn (k-NN tactic model from a proof corpus), scorer "
+                                             "(the learned node scorer for --priority value)"), _Parser)
 
     m = sub.add_parser("minif2f", help="run the miniF2F benchmark, one JSON line per theorem",
                        description="Run miniF2F: every found proof is re-checked from scratch before it is "
@@ -191,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--online", action="store_true",
                    help="online learning: each verified proof's steps join the generator (knn) before the "
                         "next theorems, as in Tactician; recorded in the run's configuration")
+    m.add_argument("--trees", metavar="DIR",
+                   help="keep each theorem's search tree in DIR (training data for `prover train scorer`)")
     add_search_options(m)
     m.set_defaults(run=cmd_minif2f)
 
@@ -247,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .corpus.command import add_corpus_parser
     add_corpus_parser(sub, _Parser, _positive)
+    from .learning.cli import add_models_parser
+    add_models_parser(sub, _Parser, _positive)
 
     lean = sub.add_parser("lean", help="set up and trace lean_project/ (the Lean 4 backends' project)",
                           description="Lean 4 project commands. `make lean` runs setup, then builds the project.")
@@ -404,15 +419,16 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
 
 
 def _make_generator(args: argparse.Namespace, console: Console):
-    if args.generator == "portfolio" or args.quiet or getattr(args, "json", False):
+    if args.generator in ("portfolio", "knn", "combined") or args.quiet or getattr(args, "json", False):
         return make_generator(args.generator, args.backend, args.tactics, model_options(args))
     with console.status(f"loading model {args.model}"):
         return make_generator(args.generator, args.backend, args.tactics, model_options(args))
 
 
 def _run_search(theorem, backend, generator, config, console: Console, quiet: bool) -> SearchResult:
+    scorer = make_scorer_for(config)
     if quiet:
-        return search(theorem, backend, generator, config)
+        return search(theorem, backend, generator, config, scorer=scorer)
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -420,7 +436,7 @@ def _run_search(theorem, backend, generator, config, console: Console, quiet: bo
         def on_progress(p):
             bar.update(task, completed=p.expansions,
                        info=f"nodes {p.nodes} · tactics {p.tactic_calls} · depth {p.best_depth}")
-        return search(theorem, backend, generator, config, on_progress=on_progress)
+        return search(theorem, backend, generator, config, on_progress=on_progress, scorer=scorer)
 
 
 def _print_result(console: Console, r: SearchResult, backup: str | None) -> None:
@@ -514,7 +530,7 @@ def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
     make_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
                    BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
-                   model=model_options(args), online=args.online)
+                   model=model_options(args), online=args.online, trees=args.trees)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     try:
         summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,
@@ -628,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so prover processes stop
     try:
         args = build_parser().parse_args(argv)
+        from .learning.cli import resolve_learned
+        resolve_learned(args, console)
         return args.run(args, console)
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)

@@ -8,7 +8,14 @@ from .backends.base import Backend
 from .models.base import Generator
 
 BACKENDS = ("coq", "lean-repl", "leandojo", "isabelle")
-GENERATORS = ("portfolio", "hf", "mix", "knn")
+GENERATORS = ("portfolio", "hf", "mix", "knn", "combined")
+LEARNED_GENERATORS = ("knn", "combined")  # need a k-NN model (--knn-model, or the default models)
+COMBINED_WEIGHTS = (("knn", 0.5), ("portfolio", 0.5))
+
+
+def default_generator(backend: str) -> str:
+    """The CPU default: the learned combination for Coq, the portfolio elsewhere."""
+    return "combined" if backend == "coq" else "portfolio"
 
 
 class ConfigError(ValueError):
@@ -73,10 +80,19 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None,
     model = model or ModelOptions()
     if name in ("hf", "mix"):
         return _model_generator(name, backend, tactics_file, model)
-    if model.knn_model is not None and name != "knn":
-        raise ConfigError(f"--knn-model needs --generator knn (not {name})")
+    if model.knn_model is not None and name not in LEARNED_GENERATORS:
+        raise ConfigError(f"--knn-model needs --generator {' or '.join(LEARNED_GENERATORS)} (not {name})")
     if name == "knn":
-        return _knn_generator(backend, tactics_file, model)
+        if tactics_file is not None:
+            raise ConfigError("--tactics goes with --generator portfolio, mix or combined")
+        return _knn_generator(backend, model)
+    if name == "combined":
+        from .models.combined import CombinedGenerator
+
+        knn = _knn_generator(backend, model)
+        portfolio = make_generator("portfolio", backend, tactics_file)
+        parts = {"knn": knn, "portfolio": portfolio}
+        return CombinedGenerator([(parts[n], w) for n, w in COMBINED_WEIGHTS], name="combined")
     if model.model is not None:
         raise ConfigError(f"--model needs --generator hf or mix (not {name})")
     if tactics_file is not None:
@@ -119,18 +135,38 @@ def _model_generator(name: str, backend: str, tactics_file: str | None, options:
     return MixGenerator(model, portfolio) if portfolio is not None else model
 
 
-def _knn_generator(backend: str, tactics_file: str | None, options: ModelOptions) -> Generator:
+def _knn_generator(backend: str, options: ModelOptions) -> Generator:
+    from .learning.default import default_models
     from .learning.modelfile import ModelFileError
     from .models.knn import KnnGenerator
 
     if backend != "coq":
-        raise ConfigError("--generator knn is trained on Coq proofs: it needs --backend coq")
-    if tactics_file is not None or options.model is not None:
-        raise ConfigError("--tactics and --model do not go with --generator knn")
-    if options.knn_model is None:
-        raise ConfigError("--generator knn needs --knn-model FILE (build one with `prover train knn`)")
+        raise ConfigError("the k-NN model is trained on Coq proofs: it needs --backend coq")
+    if options.model is not None:
+        raise ConfigError("--model does not go with --generator knn or combined")
+    path = options.knn_model
+    if path is None:
+        path = default_models().knn
+        if not path.is_file():
+            raise ConfigError("the default k-NN model is not built: run `prover models build` (or give "
+                              "--knn-model FILE from `prover train knn`)")
     try:
-        return KnnGenerator.load(options.knn_model)
+        return KnnGenerator.load(path)
+    except ModelFileError as e:
+        raise ConfigError(str(e)) from None
+
+
+def make_scorer_for(config) -> "Scorer | None":
+    """The node scorer a search config names when it needs a model (priority value), else None (the
+    search applies its path rule itself). A fresh scorer per search: it keeps per-search state."""
+    if config.priority != "value":
+        return None
+    from .learning.modelfile import ModelFileError
+    from .learning.value import ValueModel
+    from .search.scoring import ValueScorer
+
+    try:
+        return ValueScorer(ValueModel.load(config.value_model))
     except ModelFileError as e:
         raise ConfigError(str(e)) from None
 

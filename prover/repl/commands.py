@@ -12,6 +12,7 @@ from typing import Callable
 
 from ..backends.base import Backend, Finished, InitError, Next, Theorem
 from ..backends.coq.text import CoqSyntaxError, find_theorem, split_sentences, theorem_name
+from ..components import make_scorer_for
 from ..models.base import Generator
 from ..search.best_first import Progress, search
 from .protocol import (CheckReply, CheckRequest, ProveRequest, RequestError, ResultReply, SuggestRequest,
@@ -87,7 +88,8 @@ def prove(request: ProveRequest, theorem: Theorem, backend: Backend, generator: 
           cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
           online: bool = False) -> ResultReply:
     """Search; with ``online``, a verified proof's steps join the generator (later requests use them)."""
-    result = search(theorem, backend, generator, request.search, on_progress=on_progress, cancel=cancel)
+    result = search(theorem, backend, generator, request.search, on_progress=on_progress, cancel=cancel,
+                    scorer=make_scorer_for(request.search))
     if cancel.is_set():
         raise Cancelled()
     if online and result.proved:

@@ -20,7 +20,7 @@ def run_config(spec: RunSpec, split: str | None, data_dir: Path, jobs: list[Job]
     commits = sorted({j.source.get("commit") for j in jobs if j.source.get("commit")})
     return {"backend": spec.backend, "split": split, "generator": spec.generator,
             "tactics_file": spec.tactics_file, "model": spec.model.model, "model_options": asdict(spec.model),
-            "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online,
+            "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online, "trees": spec.trees,
             "versions": spec.versions, "data_dir": str(data_dir), "dataset_commits": commits,
             "workers": workers, "ray": ray, "started_at": time.time(),
             "search": asdict(spec.search)}

@@ -20,7 +20,7 @@ from typing import Callable
 from .. import __version__
 from ..backends.base import Theorem
 from ..backends.process import WorkerProcess
-from ..components import BackendOptions, ModelOptions, make_backend, make_generator
+from ..components import BackendOptions, ModelOptions, make_backend, make_generator, make_scorer_for
 from ..search.best_first import SearchConfig, search
 from .minif2f import Problem
 
@@ -40,6 +40,7 @@ class RunSpec:
     grace: float = 30.0  # beyond search timeout + check timeout before the driver stops a worker
     model: ModelOptions = field(default_factory=ModelOptions)  # for --generator hf|mix
     online: bool = False  # proofs found earlier in the run join the generator before later theorems
+    trees: str | None = None  # directory for each theorem's search tree (node scorer training data)
 
     @property
     def deadline(self) -> float:
@@ -96,7 +97,10 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
     if job.learn:
         generator.learn(list(job.learn))
     try:
-        result = search(job.theorem, backend, generator, spec.search)
+        result = search(job.theorem, backend, generator, spec.search, scorer=make_scorer_for(spec.search))
+        if spec.trees and result.tree is not None:
+            from ..learning.trees import save_tree
+            save_tree(spec.trees, job.name, job.split, result.proved, result.tree)
         out = result.to_dict()
         out.pop("theorem")
         record.update(out)

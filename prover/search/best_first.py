@@ -29,10 +29,13 @@ class SearchConfig:
     tactic_timeout: float = 5.0
     priority: str = "llemma"  # llemma: sum of -mean token log-prob; reprover: -sum of log-probs
     expand_batch: int = 1  # open states sent to the generator in one call
+    value_model: str | None = None  # the learned scorer's model file, for priority "value"
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}")
+        if self.priority == "value" and not self.value_model:
+            raise ValueError("priority value needs a value model file (--value-model)")
         for name in ("max_expansions", "candidates", "expand_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -41,7 +44,7 @@ class SearchConfig:
 
 
 def step_cost(candidate: Candidate, priority: str) -> float:
-    """The cost one tactic adds to its path under a named rule (lower is better)."""
+    """The cost one tactic adds to its path under a path rule (llemma, reprover; lower is better)."""
     return make_scorer(priority).cost(0.0, candidate, None)
 
 
@@ -201,7 +204,7 @@ class _Search:
                 edge.kind, edge.dst = EdgeKind.DUPLICATE, existing.id
             else:
                 edge.kind = EdgeKind.NEXT
-                cost = self.scorer.cost(node.cost, cand, outcome.state)
+                cost = self.scorer.cost(node.cost, cand, outcome.state, parent=node.state)
                 child = self.tree.add_node(outcome.state, edge, cost)
                 heapq.heappush(heap, (cost, child.id))
         self.tree.add_edge(edge)
