@@ -91,6 +91,7 @@ class KnnModel:
         self._extra_tactic_of: list[int] = []
         self._extra_contexts: list[str] = []
         self.learned = 0
+        self._used_cache: dict[int, list] = {}  # decoded contexts of stored states, by id
 
     # -- building ------------------------------------------------------------------------------
     @classmethod
@@ -189,7 +190,10 @@ class KnnModel:
             if context:
                 if target is None:
                     target = Target(first_goal(goals) or Goal((), ""))
-                tactic = rename(tactic, name_map(decode_used(context), target))
+                used = self._used_cache.get(sid)
+                if used is None:
+                    used = self._used_cache[sid] = decode_used(context)
+                tactic = rename(tactic, name_map(used, target))
             s = votes.get(tactic)
             if s is None:
                 votes[tactic] = Suggestion(tactic, 0.0, w, sim)

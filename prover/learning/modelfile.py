@@ -31,13 +31,20 @@ class PackedStrings:
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
         self._blob = blob.tobytes()
-        self._offsets = offsets
+        self._offsets = offsets.tolist()  # Python ints: indexing a list is much cheaper than an array
+        self._decoded: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        return self._blob[self._offsets[i]:self._offsets[i + 1]].decode("utf-8")
+        s = self._decoded.get(i)
+        if s is None:
+            s = self._decoded[i] = self._blob[self._offsets[i]:self._offsets[i + 1]].decode("utf-8")
+        return s
+
+    def empty(self, i: int) -> bool:
+        return self._offsets[i] == self._offsets[i + 1]
 
     def to_list(self) -> list[str]:
         return [self[i] for i in range(len(self))]

@@ -55,18 +55,24 @@ class Target:
     def __init__(self, goal: Goal) -> None:
         self.names = goal.names
         local = set(self.names)
-        self.shapes = {n: _shape(goal.type_of(n) or "", local) for n in self.names}
+        self.shapes = {n: frozenset(_shape(goal.type_of(n) or "", local)) for n in self.names}
         self.from_end = {n: len(self.names) - i for i, n in enumerate(self.names)}
+        self.by_shape: dict[frozenset[str], list[str]] = {}
+        for n in self.names:
+            self.by_shape.setdefault(self.shapes[n], []).append(n)
 
 
 def name_map(used: list[UsedHypothesis], target: Target) -> dict[str, str]:
     """Renaming of the used source hypotheses into the target's."""
     if not used:
         return {}
+    if all(target.shapes.get(u.name) == u.shape for u in used):
+        return {}  # every name is there with the same kind of type: the same name wins any tie
     options: list[tuple[float, int, int, str, str]] = []
     for u in used:
         shape = u.shape
-        for t in target.names:
+        same = target.by_shape.get(shape)
+        for t in (same if same else target.names):  # hypotheses of the very same shape win outright
             other = target.shapes[t]
             union = shape | other
             sim = len(shape & other) / len(union) if union else 0.0
