@@ -203,3 +203,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     (junk / "mine.txt").write_text("x")
     r = run_cli("corpus", "build", "--files", str(SMALL[1]), "--out", str(junk))
     assert r.returncode == 2 and "holds no corpus" in r.stderr and sorted(os.listdir(junk)) == ["mine.txt"]
+
+
+def test_a_sentence_coq_reads_as_two_stops_the_file_instead_of_shifting_every_answer(monkeypatch, tmp_path):
+    """If the splitter ever disagrees with Coq, the tracer must notice, not record shifted goals."""
+    from prover.backends.coq import text as coq_text
+    from prover.corpus import trace as trace_mod
+
+    def merged(source):  # joins the first proof's two tactics into one line, as a wrong splitter would
+        out = coq_text.split_sentences(source)
+        i = next(k for k, s in enumerate(out) if s.clean == "split.")
+        both = coq_text.Sentence(source[out[i].start:out[i + 1].end], out[i].start, out[i + 1].end)
+        return out[:i] + [both] + out[i + 2:]
+    monkeypatch.setattr(trace_mod, "split_sentences", merged)
+    f = tmp_path / "two.v"
+    f.write_text("Lemma a : True /\\ True.\nProof.\nsplit.\nexact I.\nexact I.\nQed.\n"
+                 "Lemma b : True.\nProof. exact I. Qed.\n")
+    trace = trace_file(file_source(f))
+    assert trace.error is not None and "lost step with coqtop" in trace.error
+    assert trace.records == []

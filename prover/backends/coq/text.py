@@ -25,6 +25,9 @@ FORBIDDEN_WORDS = frozenset({
     "exact_no_check", "vm_cast_no_check", "native_cast_no_check", "change_no_check",
 })
 MAX_TACTIC_CHARS = 2000
+# A goal selector before a brace focuses like a brace and is a sentence of its own: "2: {", "[x]: {".
+_SELECTOR_BRACE = re.compile(r"(?:\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|\[\s*[A-Za-z_][\w']*\s*\]"
+                             r"|all|!|par)\s*:\s*\{")
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,12 @@ def split_sentences(text: str) -> list[Sentence]:
                 start = None
                 i += 1
                 continue
-            m = re.match(r"[-+*]+(?=\s)", text[i:])
+            m = re.match(r"[-+*]+(?=\s)", text[i:]) or _SELECTOR_BRACE.match(text, i)
             if m:
-                sentences.append(Sentence(m.group(0), i, i + m.end()))
+                end = i + len(m.group(0))
+                sentences.append(Sentence(m.group(0), i, end))
                 start = None
-                i += m.end()
+                i = end
                 continue
         if c == '"':
             in_string = True
