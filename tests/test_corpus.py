@@ -222,3 +222,18 @@ def test_a_sentence_coq_reads_as_two_stops_the_file_instead_of_shifting_every_an
     trace = trace_file(file_source(f))
     assert trace.error is not None and "lost step with coqtop" in trace.error
     assert trace.records == []
+
+
+def test_redo_traces_named_files_again_and_keeps_the_rest(tmp_path):
+    out = tmp_path / "c"
+    files = [str(SMALL[1]), str(SMALL[2])]
+    assert run_cli("corpus", "build", "--files", *files, "--out", str(out), "--quiet").returncode == 0
+    before = json.loads((out / "stats.json").read_text())
+    r = run_cli("corpus", "build", "--files", *files, "--out", str(out), "--quiet", "--redo", "Coq.Bool.Zerob")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x)["file"] for x in (out / "manifest.ndjson").read_text().splitlines()]
+    assert sorted(lines) == ["Coq.Arith.Factorial", "Coq.Bool.Zerob", "Coq.Bool.Zerob"]
+    after = json.loads((out / "stats.json").read_text())
+    assert after["files"] == before["files"] and after["theorems"] == before["theorems"] and after["runs"] == 2
+    r = run_cli("corpus", "build", "--files", *files, "--out", str(out), "--redo", "Coq.Lists.List")
+    assert r.returncode == 2 and "not a file of this corpus" in r.stderr
