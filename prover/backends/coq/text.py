@@ -25,9 +25,6 @@ FORBIDDEN_WORDS = frozenset({
     "exact_no_check", "vm_cast_no_check", "native_cast_no_check", "change_no_check",
 })
 MAX_TACTIC_CHARS = 2000
-# A goal selector before a brace focuses like a brace and is a sentence of its own: "2: {", "[x]: {".
-_SELECTOR_BRACE = re.compile(r"(?:\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|\[\s*[A-Za-z_][\w']*\s*\]"
-                             r"|all|!|par)\s*:\s*\{")
 
 
 @dataclass(frozen=True)
@@ -76,6 +73,16 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
+_GOAL_SELECTOR = re.compile(r"\s*(?:\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|\[[^\]]*\])"
+                            r"\s*:\s*")
+
+
+def _is_ellipsis_pair(text: str, i: int) -> bool:
+    """The second dot of ``..`` (recursive notations), which does not end a sentence; the third dot of
+    ``tac...`` (the `Proof with` tactic) does."""
+    return i >= 1 and text[i - 1] == "." and (i < 2 or text[i - 2] != ".")
+
+
 def split_sentences(text: str) -> list[Sentence]:
     """Split Coq source into sentences: a '.' followed by white space or the end, or a bullet/brace."""
     sentences: list[Sentence] = []
@@ -110,17 +117,19 @@ def split_sentences(text: str) -> list[Sentence]:
                 start = None
                 i += 1
                 continue
-            m = re.match(r"[-+*]+(?=\s)", text[i:]) or _SELECTOR_BRACE.match(text, i)
+            m = re.match(r"[-+*]+(?=\s)", text[i:])
             if m:
-                end = i + len(m.group(0))
-                sentences.append(Sentence(m.group(0), i, end))
+                sentences.append(Sentence(m.group(0), i, i + m.end()))
                 start = None
-                i = end
+                i += m.end()
                 continue
         if c == '"':
             in_string = True
-        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and _ends_sentence(text, i):
+        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and not _is_ellipsis_pair(text, i):
             sentences.append(Sentence(text[start:i + 1], start, i + 1))
+            start = None
+        elif c == "{" and _GOAL_SELECTOR.fullmatch(text, start, i):
+            sentences.append(Sentence(text[start:i + 1], start, i + 1))  # `2: {` focuses a goal
             start = None
         i += 1
     if depth:
@@ -130,12 +139,6 @@ def split_sentences(text: str) -> list[Sentence]:
     if start is not None and text[start:].strip():
         raise CoqSyntaxError(f"unterminated sentence: {text[start:].strip()[:60]!r}")
     return sentences
-
-
-def _ends_sentence(text: str, i: int) -> bool:
-    """A '.' before white space ends a sentence, and so does '...' (``tac...`` under ``Proof with``);
-    '..' does not (the ellipsis of recursive notations, ``[x ; .. ; y]``)."""
-    return not text.startswith("..", i - 1) or text.startswith("...", i - 2)
 
 
 def theorem_name(statement: str) -> str | None:
