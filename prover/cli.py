@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from . import __version__
 from .backends.base import Theorem
-from .backends.coq.text import CoqSyntaxError, find_theorem, theorem_name
+from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, make_backend,
                          make_generator)

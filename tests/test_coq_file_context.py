@@ -330,3 +330,55 @@ def test_opening_later_theorems_goes_on_from_the_loaded_prefix(tmp_path):
         assert isinstance(backend.apply(root, "intros * ->; constructor", 5), Finished)
     finally:
         backend.close()
+
+
+# -- the REPL: file theorems with their project, statements with a project's flags ----------------------------
+def test_repl_checks_file_theorems_with_their_project_and_statements_with_flags(tmp_path):
+    from prover.repl.client import ReplClient
+
+    from .conftest import ROOT, cli_env
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "_CoqProject").write_text(f"-R {COQUELICOT} Coquelicot\n")
+    path = copy_without_proof(COQUELICOT / "Iter.v", project, ITER_PROOF, "Admitted.")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    moved = copy_without_proof(COQUELICOT / "Iter.v", outside, ITER_PROOF, "Admitted.")
+    proof = ["elim: l => [ | h l IH] //=", "by rewrite IH"]
+    with ReplClient.spawn(cwd=str(ROOT), env=cli_env()) as client:
+        ok = client.request("check", file=str(path), theorem="iter_iter'", tactics=proof, timeout=300)
+        assert ok["type"] == "check" and ok["ok"], ok
+        assert ok["proof"] == "Proof.\n  elim: l => [ | h l IH] //=.\n  by rewrite IH.\nQed."
+        lost = client.request("check", file=str(moved), theorem="iter_iter'", tactics=proof, timeout=300)
+        assert lost["type"] == "check" and not lost["ok"] and "Rcomplements" in lost["errors"][0]
+        found = client.request("check", file=str(moved), theorem="iter_iter'", tactics=proof,
+                               project=str(project), timeout=300)
+        assert found["ok"], found
+        statement = client.request("check", statement="Lemma t : Rmax 0 1 = 1.", tactics=["apply Rmax_right; lra"],
+                                   header="Require Import Reals Rcomplements.\nOpen Scope R_scope.",
+                                   coq_flags=["-R", str(COQUELICOT), "Coquelicot"], timeout=300)
+        assert statement["ok"], statement
+        missing = client.request("suggest", file=str(path), theorem="no_such", timeout=60)
+        assert missing["type"] == "error" and "not found" in missing["message"]
+        client.shutdown(timeout=60)
+
+
+def test_a_kept_session_moves_to_another_theorem_of_the_same_file():
+    from prover.components import BackendOptions
+    from prover.repl.sessions import SessionKey, SessionPool
+
+    doc = CoqDocument.read(STDLIB / "Arith" / "Between.v")
+    pool = SessionPool(2, lambda key: CoqBackend())
+    try:
+        first = pool.take(SessionKey("coq", doc.theorem("bet_eq"), BackendOptions()))
+        first.open()
+        backend, loaded = first.backend, first.backend.loaded_sentences
+        pool.give_back(first)
+        other = pool.take(SessionKey("coq", doc.theorem("between_le"), BackendOptions()))
+        assert other.backend is backend
+        assert "between k l -> k <= l" in " ".join(other.open().goals.split())
+        assert backend.loaded_sentences - loaded == doc.theorems[1].index - doc.theorems[0].index + 1
+        pool.give_back(other)
+    finally:
+        pool.close_all()

@@ -187,7 +187,11 @@ class CoqBackend(Closing):
             statement, opening, extra = sentences[0].clean, "Proof.", ()
         self._theorem = theorem
         self._root = None
-        if self._proc is None or not self._proc.alive() or self._started_with != extra:
+        # A statement gets a fresh coqtop, as it always has (miniF2F runs); a file theorem goes on from
+        # what the live coqtop ran of its file.
+        reuse = isinstance(theorem, CoqFileTheorem) and self._proc is not None and self._proc.alive() \
+            and self._started_with == extra
+        if not reuse:
             self._start(extra)
         self._load(line, theorem)
         reply = self._send(statement, self.config.open_timeout)

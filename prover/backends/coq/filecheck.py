@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..base import CheckResult
 from ..process import WorkDir, run_once
 from .document import CoqFileTheorem
+from .project import logical_path_hint
 
 ASSUMPTIONS_FILE = "prover_assumptions"
 _HEADER = re.compile(r"^(\S.*):\s*$")
@@ -146,6 +147,9 @@ def _coqc_failure(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[s
     if located is None:
         return "coqc failed: " + " ".join(output.split())[-600:]
     line, error = located
+    missing = re.search(r"Cannot find (?:a physical path bound to logical path|library)\s+(\S+?)\.?(?:\s|$)", error)
+    if missing:
+        error += f" ({logical_path_hint(missing.group(1))})"
     text, statement, proof_end = theorem.compose(tactics, requires)
     where = f"line {line} of the written {os.path.basename(theorem.document.path)}"
     if line < text.count("\n", 0, statement) + 1:
