@@ -57,6 +57,7 @@ def test_installed_library_mapping_and_hints():
     iter_v = COQ_ROOT / "user-contrib" / "Coquelicot" / "Iter.v"
     assert installed_library_flags(iter_v) == ("-R", str(COQ_ROOT / "user-contrib" / "Coquelicot"), "Coquelicot")
     assert installed_library_flags(COQ_ROOT / "theories" / "Lists" / "List.v") == ()
+    assert installed_library_flags(COQ_ROOT / "theories" / "Init" / "Nat.v") == ("-noinit",)
     assert f"-R {COQ_ROOT / 'user-contrib' / 'Coquelicot'} Coquelicot" in logical_path_hint("Rcomplements")
     assert "-R DIR LIB" in logical_path_hint("NoSuch.Library")
 
@@ -119,6 +120,8 @@ def test_scopes_names_and_proof_spans():
         doc.theorem("prog")
     with pytest.raises(FileContextError, match="not found"):
         doc.theorem("fake")
+    with pytest.raises(FileContextError, match="'x' is a Definition .* not a theorem"):
+        doc.theorem("x")
     assert doc.axioms_before(len(doc.sentences)) == ("x",)
 
 

@@ -328,6 +328,12 @@ def test_opening_later_theorems_goes_on_from_the_loaded_prefix(tmp_path):
         root = backend.open(doc.theorem(first.name))  # back: BackTo, nothing of the file again
         assert backend.loaded_sentences - loaded == 1 and backend.pid == pid
         assert isinstance(backend.apply(root, "intros * ->; constructor", 5), Finished)
+        # The check compiles the installed file with the proof in a private copy; the file is only read.
+        installed = STDLIB / "Arith" / "Between.v"
+        stat = installed.stat()
+        check = backend.check(doc.theorem(first.name), ["intros * ->; constructor"])
+        assert check.ok, check.message
+        assert installed.stat().st_mtime_ns == stat.st_mtime_ns and installed.read_text() == doc.source
     finally:
         backend.close()
 
@@ -382,3 +388,23 @@ def test_a_kept_session_moves_to_another_theorem_of_the_same_file():
         pool.give_back(other)
     finally:
         pool.close_all()
+
+
+ZEUCLID_PROOF = """ Proof.
+  intros Hb. unfold div, modulo.
+  rewrite Z.mul_assoc. rewrite Z.sgn_abs. apply Z.div_mod.
+  now destruct b.
+ Qed."""
+
+
+def test_module_theorem_used_by_an_include_after_it_is_proved_back(tmp_path):
+    # ZEuclid.div_mod sits in `Module ZEuclid`, before `Include ZEuclidProp Z Z Z`, which uses it.
+    path = copy_without_proof(STDLIB / "ZArith" / "Zeuclid.v", tmp_path, ZEUCLID_PROOF, " Admitted.")
+    doc = CoqDocument.read(path)
+    theorem = doc.theorem("div_mod")
+    assert theorem.name == "ZEuclid.div_mod" and [s.kind for s in theorem.entry.scopes] == ["module"]
+    result = prove_in_file(theorem, ["intros Hb", "unfold div, modulo", "rewrite Z.mul_assoc",
+                                     "rewrite Z.sgn_abs", "apply Z.div_mod", "now destruct b"])
+    assert result.proved, result.failure_message
+    path.write_text(theorem.written(result.tactics), encoding="utf-8")
+    assert coqc(path).returncode == 0

@@ -215,6 +215,13 @@ class CoqDocument:
                 parts = parts[1:]
         matches = [t for t in self.theorems if tuple(t.name.split("."))[-len(parts):] == parts]
         if not matches:
+            other = next((s for s in self.sentences
+                          if (m := _DECLARATION.match(_command(s))) and m.group(1) == parts[-1]), None)
+            if other is not None:
+                keyword = _command(other).split()[0]
+                raise FileContextError(f"{name!r} is a {keyword} in {self.path}, not a theorem: only Theorem, "
+                                       "Lemma, Fact, Remark, Corollary, Proposition, Property and Example are "
+                                       "proved")
             raise FileContextError(f"theorem {name!r} not found in {self.path}")
         if len(matches) > 1:
             distinct = sorted({t.name for t in matches})

@@ -154,11 +154,13 @@ def coq_root(coqc: str = "coqc") -> Path:
 
 def installed_library_flags(path: str | os.PathLike, coqc: str = "coqc") -> tuple[str, ...]:
     """The mapping under which an installed library file compiles: none for the standard library
-    (``theories/``, mapped by Coq itself), ``-R <root>/user-contrib/<Lib> <Lib>`` for a user-contrib
+    (``theories/``, mapped by Coq itself; ``-noinit`` for ``theories/Init``), ``-R <root>/user-contrib/<Lib> <Lib>`` for a user-contrib
     library, so that its files' short ``Require``s (Coquelicot's ``Require Import Rcomplements``) resolve.
     A file elsewhere gets no flags."""
     root = coq_root(coqc).resolve()
     p = Path(path).resolve()
+    if p.parent == root / "theories" / "Init":
+        return ("-noinit",)  # the prelude's own files are compiled without the prelude
     contrib = root / "user-contrib"
     try:
         lib = p.relative_to(contrib).parts[0]
