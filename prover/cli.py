@@ -437,7 +437,7 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
             backup = _write_proof(args.file, span, result)
         except WriteRefused as e:
             refused = str(e)
-    file_info = _file_info(result) if span is not None else {}
+    file_info = _file_info(result) if hasattr(span, "document") else {}  # a Coq file theorem
     if args.json:
         out = {"theorem": theorem.name, "backend": args.backend, "generator": generator.name,
                "model": generator.model_id, "verified": result.proved, **result.to_dict(), **file_info}

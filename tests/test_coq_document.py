@@ -148,3 +148,12 @@ def test_first_error_skips_warnings_and_assumption_blocks_are_read():
     located = parse_locate("Constant Audit.classic\nConstant Coq.Logic.Classical_Prop.classic\n"
                            "  (shorter name to refer to it in current context is Classical_Prop.classic)\n")
     assert located == {"classic": "Audit.classic", "Classical_Prop.classic": "Coq.Logic.Classical_Prop.classic"}
+
+
+def test_crlf_files_keep_their_line_ends(tmp_path):
+    path = tmp_path / "Crlf.v"
+    path.write_bytes(b"Require Import Arith.\r\nLemma t : 1 = 1.\r\nAdmitted.\r\nLemma u : True.\r\nAdmitted.\r\n")
+    theorem = CoqDocument.read(path).theorem("t")
+    assert theorem.written(["reflexivity"]).encode() == (
+        b"Require Import Arith.\r\nLemma t : 1 = 1.\r\nProof.\r\n  reflexivity.\r\nQed.\r\n"
+        b"Lemma u : True.\r\nAdmitted.\r\n")

@@ -193,6 +193,13 @@ class CoqBackend(Closing):
             and self._started_with == extra
         if not reuse:
             self._start(extra)
+        try:
+            return self._open_on(line, theorem, name, statement, opening)
+        except BackendCrash:
+            self._stop()  # a coqtop that did not answer may still be busy: never reuse it
+            raise
+
+    def _open_on(self, line, theorem: Theorem, name: str, statement: str, opening: str) -> State:
         self._load(line, theorem)
         reply = self._send(statement, self.config.open_timeout)
         if reply.error or reply.proof != name:
