@@ -52,7 +52,8 @@ def add_coq_project_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--coq-flag", action="append", default=[], metavar="FLAG",
                    help="any other flag for coqtop and coqc, e.g. --coq-flag=-impredicative-set (repeatable)")
     g.add_argument("--project", metavar="DIR",
-                   help="use this directory's _CoqProject (or this _CoqProject file) instead of the nearest one")
+                   help="read the _CoqProject at or above DIR (or this _CoqProject file) instead of the one "
+                        "nearest FILE; with --statement, the only way to get a project's flags")
     g.add_argument("--add-imports", action="store_true",
                    help="FILE mode: let the search use the prelude's tactics (lia, lra, psatz, ring, field, "
                         "sauto, ...) even where FILE does not load them; a proof that needs them gets the "
@@ -337,6 +338,12 @@ def _train_defaults():
 def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, object]:
     """The theorem to prove, and for FILE mode what --write needs: a CoqFileTheorem is its own (it
     knows its file), Isabelle gives the source and the span its proof occupies."""
+    coq_options = [o for o, given in (("-R/-Q/--coq-flag", coq_flags(args)), ("--project", args.project),
+                                      ("--add-imports", args.add_imports)) if given]
+    if coq_options and args.backend != "coq":
+        raise ConfigError(f"{', '.join(coq_options)}: Coq options, not for --backend {args.backend}")
+    if args.add_imports and not args.file:
+        raise ConfigError("--add-imports goes with FILE (a statement always has the prelude)")
     if args.backend == "isabelle":
         from .backends.isabelle.text import load_theorem
 
@@ -386,10 +393,11 @@ def _free_backup(path: str) -> str:
     return backup
 
 
-def _replace_file(path: str, original: str, new_text: str) -> str:
-    """Write ``new_text`` over ``path`` if it still holds ``original``; returns the backup's path."""
+def _replace_file(path: str, original: str, new_text: str, newline: str | None = "") -> str:
+    """Write ``new_text`` over ``path`` if it still holds ``original`` (read with ``newline`` as
+    ``original`` was); returns the backup's path."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8", newline=newline) as f:
             current = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise WriteRefused(f"cannot read {path} again: {e}") from None
@@ -398,7 +406,7 @@ def _replace_file(path: str, original: str, new_text: str) -> str:
     backup = _free_backup(path)
     shutil.copy2(path, backup)
     tmp = f"{path}.prover-tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with open(tmp, "w", encoding="utf-8", newline=newline) as f:
         f.write(new_text)
         f.flush()
         os.fsync(f.fileno())
@@ -414,7 +422,7 @@ def _write_proof(path: str, target, result: SearchResult) -> str:
         requires = tuple(getattr(result.check, "requires", ()))
         return _replace_file(path, target.document.source, target.written(result.tactics, requires))
     source, start, end = target
-    return _replace_file(path, source, source[:start] + "\n" + result.proof + source[end:])
+    return _replace_file(path, source, source[:start] + "\n" + result.proof + source[end:], newline=None)
 
 
 def cmd_prove(args: argparse.Namespace, console: Console) -> int:
