@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from prover.backends.base import Next, Theorem
+from prover.backends.base import Next
 from prover.backends.coq.backend import CoqBackend, CoqConfig
-from prover.backends.coq.text import find_theorem, split_sentences
+from prover.backends.coq.document import CoqDocument
+from prover.backends.coq.text import split_sentences
 from prover.corpus import build as build_mod
 from prover.corpus.records import Step, TheoremRecord, is_held_out, read_file, steps, theorems
 from prover.corpus.sources import coq_root, file_source, library_sources
@@ -75,13 +76,14 @@ def test_qualified_names_follow_modules_not_sections():
 
 
 def test_goals_are_those_the_backend_shows():
-    """The first two states of a traced proof equal what CoqBackend gives a model on the same file prefix."""
+    """The first two states of a traced proof equal what CoqBackend gives a model on the theorem opened in
+    its file context (the benchmark's way)."""
     source = file_source(FIX)
     record, record_steps = by_theorem(trace_file(source).records)["Flocq.Core.FIX.generic_format_FIX"]
-    found = find_theorem(FIX.read_text(), "generic_format_FIX")
-    backend = CoqBackend(CoqConfig(flags=source.coqtop_flags(), prelude=""))
+    theorem = CoqDocument.read(FIX, flags=source.flags).theorem("generic_format_FIX")  # the file context
+    backend = CoqBackend(CoqConfig(prelude=""))
     try:
-        root = backend.open(Theorem("generic_format_FIX", found.statement, found.header))
+        root = backend.open(theorem)
         assert root.goals == record_steps[0].goals
         outcome = backend.apply(root, record_steps[0].tactic, timeout=30)
         assert isinstance(outcome, Next)
@@ -203,3 +205,37 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     (junk / "mine.txt").write_text("x")
     r = run_cli("corpus", "build", "--files", str(SMALL[1]), "--out", str(junk))
     assert r.returncode == 2 and "holds no corpus" in r.stderr and sorted(os.listdir(junk)) == ["mine.txt"]
+
+
+def test_a_sentence_coq_reads_as_two_stops_the_file_instead_of_shifting_every_answer(monkeypatch, tmp_path):
+    """If the splitter ever disagrees with Coq, the tracer must notice, not record shifted goals."""
+    from prover.backends.coq import text as coq_text
+    from prover.corpus import trace as trace_mod
+
+    def merged(source):  # joins the first proof's two tactics into one line, as a wrong splitter would
+        out = coq_text.split_sentences(source)
+        i = next(k for k, s in enumerate(out) if s.clean == "split.")
+        both = coq_text.Sentence(source[out[i].start:out[i + 1].end], out[i].start, out[i + 1].end)
+        return out[:i] + [both] + out[i + 2:]
+    monkeypatch.setattr(trace_mod, "split_sentences", merged)
+    f = tmp_path / "two.v"
+    f.write_text("Lemma a : True /\\ True.\nProof.\nsplit.\nexact I.\nexact I.\nQed.\n"
+                 "Lemma b : True.\nProof. exact I. Qed.\n")
+    trace = trace_file(file_source(f))
+    assert trace.error is not None and "lost step with coqtop" in trace.error
+    assert trace.records == []
+
+
+def test_redo_traces_named_files_again_and_keeps_the_rest(tmp_path):
+    out = tmp_path / "c"
+    files = [str(SMALL[1]), str(SMALL[2])]
+    assert run_cli("corpus", "build", "--files", *files, "--out", str(out), "--quiet").returncode == 0
+    before = json.loads((out / "stats.json").read_text())
+    r = run_cli("corpus", "build", "--files", *files, "--out", str(out), "--quiet", "--redo", "Coq.Bool.Zerob")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x)["file"] for x in (out / "manifest.ndjson").read_text().splitlines()]
+    assert sorted(lines) == ["Coq.Arith.Factorial", "Coq.Bool.Zerob", "Coq.Bool.Zerob"]
+    after = json.loads((out / "stats.json").read_text())
+    assert after["files"] == before["files"] and after["theorems"] == before["theorems"] and after["runs"] == 2
+    r = run_cli("corpus", "build", "--files", *files, "--out", str(out), "--redo", "Coq.Lists.List")
+    assert r.returncode == 2 and "not a file of this corpus" in r.stderr

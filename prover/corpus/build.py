@@ -213,7 +213,7 @@ class CorpusBuild:
     bad selection or a directory holding another corpus is refused before any work starts."""
 
     def __init__(self, sources: list[Source], out: str | Path, options: TraceOptions | None = None,
-                 libraries: list[str] | None = None) -> None:
+                 libraries: list[str] | None = None, redo: list[str] | None = None) -> None:
         self.options = options or TraceOptions()
         seen: dict[str, str] = {}
         for s in sources:
@@ -228,9 +228,27 @@ class CorpusBuild:
         self.out = Path(out)
         self.corpus = CorpusDir(self.out)
         self.corpus.open(self.identity)
+        for name in self._redo(redo or []):
+            self.corpus.done.pop(name, None)  # traced again; its new manifest line supersedes the old one
         # Largest files first, so that the last file to finish is a short one.
         self.todo = sorted((s for s in self.sources if s.logical_path not in self.corpus.done),
                            key=lambda s: -_size(s.path))
+
+    def _redo(self, names: list[str]) -> list[str]:
+        """Logical paths to trace again: ``failed`` (every failed file), logical paths or source paths."""
+        by_path = {str(Path(s.path).resolve()): s.logical_path for s in self.sources}
+        out = []
+        for name in names:
+            if name == "failed":
+                out += [f for f, r in self.corpus.done.items() if r.status != "ok"]
+            elif name in self.identity["sources"]:
+                out.append(name)
+            elif str(Path(name).resolve()) in by_path:
+                out.append(by_path[str(Path(name).resolve())])
+            else:
+                raise CorpusError(f"--redo {name}: not a file of this corpus (give its logical path, e.g. "
+                                  f"{self.identity['sources'][0]}, its .v path, or 'failed')")
+        return out
 
     @property
     def done(self) -> list[FileResult]:

@@ -30,6 +30,9 @@ def add_corpus_parser(sub, parser_class, positive) -> None:
                    help="seconds one sentence may take before its file is given up (default %(default)g)")
     b.add_argument("--memory-mb", type=positive(int), default=6144,
                    help="address-space cap of each coqtop in MiB (default %(default)s)")
+    b.add_argument("--redo", nargs="+", metavar="FILE",
+                   help="trace these files of the corpus again (logical paths, .v paths, or 'failed' for every "
+                        "failed file); the rest is kept")
     b.add_argument("--quiet", action="store_true", help="a line per file instead of the progress bar")
     b.set_defaults(run=cmd_corpus_build)
 
@@ -56,7 +59,7 @@ def cmd_corpus_build(args: argparse.Namespace, console: Console) -> int:
                       "leave them out", highlight=False, soft_wrap=True)
     options = TraceOptions(sentence_timeout=args.sentence_timeout, memory_mb=args.memory_mb)
     try:
-        job = CorpusBuild(sources, args.out, options, args.library)
+        job = CorpusBuild(sources, args.out, options, args.library, args.redo)
     except CorpusError as e:
         raise ConfigError(str(e)) from None
     done = job.done

@@ -117,6 +117,7 @@ class FileTracer(CoqBackend):
         super().__init__(CoqConfig(coqtop=self.options.coqtop, flags=source.coqtop_flags(), prelude="",
                                    limits=limits, open_timeout=self.options.sentence_timeout))
         self.source = source
+        self._sync = 0
 
     def trace(self) -> FileTrace:
         out = FileTrace(self.source)
@@ -152,6 +153,22 @@ class FileTracer(CoqBackend):
         if reply.error:
             raise _FileFailed(f"line {lines.line(s.start)}: {s.clean[:80]!r} fails: {reply.error[:300]}")
         return reply
+
+    def _in_sync(self, lines: "_LineIndex", s: Sentence) -> None:
+        """Check that coqtop answered each sentence with one prompt, as the tracer read it.
+
+        A line that coqtop reads as two sentences (a splitter mismatch) would shift every later answer
+        by one; an unknown reference is answered by an error naming it, which nothing else prints.
+        """
+        self._sync += 1
+        probe = f"prover_trace_sync_{self._sync}"
+        try:
+            reply = self._send(f"Check {probe}.", self.options.sentence_timeout)
+        except _NoAnswer:
+            reply = None
+        if reply is None or probe not in reply.output:
+            raise _FileFailed(f"line {lines.line(s.start)}: lost step with coqtop (a sentence split differently "
+                              f"from Coq's): {s.clean[:80]!r}")
 
     def _goals_after(self, reply: _Reply) -> str:
         text = reply.output
@@ -201,8 +218,11 @@ class FileTracer(CoqBackend):
                                         hypothesis_names(goals_before), goal_count(proof.goals)))
         if proof is not None:
             raise _FileFailed(f"the file ends inside the proof of {proof.name}")
+        if sentences:
+            self._in_sync(lines, sentences[-1])
 
     def _close(self, proof: _OpenProof, clean: str, end: Sentence, text: str, scopes, lines, out: FileTrace) -> None:
+        self._in_sync(lines, end)  # before its records are kept
         statement = proof.statement
         qualified = ".".join([self.source.logical_path, *(n for k, n in scopes if k == "Module"), proof.name])
         line = lines.line(statement.start)
@@ -212,8 +232,9 @@ class FileTracer(CoqBackend):
         reason = proof.skip
         if reason is None:
             if not m:
-                reason = {"Admitted": "admitted", "Abort": "aborted"}.get(clean.split(".")[0].split()[0],
-                                                                         f"closed by {clean[:40]!r}")
+                first = clean.rstrip(".").split()[0]
+                reason = {"Admitted": "admitted", "Abort": "aborted",
+                          "Proof": "a proof term (Proof t.), no tactics"}.get(first, f"closed by {clean[:40]!r}")
             elif keyword in ("Goal",):
                 reason = "an anonymous Goal"
             elif not proof.steps:

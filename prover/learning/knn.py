@@ -229,3 +229,13 @@ class KnnModel:
         self.index.add(feats)
         self.learned += 1
         return True
+
+
+def held_out_files(path: str | Path | None) -> list[str]:
+    """The held-out corpus files a model file was built from (none, for a model of the training split);
+    the default model when ``path`` is None."""
+    from ..corpus.records import is_held_out
+    from .default import default_models
+
+    model = KnnModel.load(path if path is not None else default_models().knn)
+    return [f for f in model.meta.get("files", []) if is_held_out(f)]

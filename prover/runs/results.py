@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Configuration keys that must match for --resume to append to a file.
-RESUME_KEYS = ("backend", "split", "generator", "model", "budgets", "online")
-RESUME_DEFAULTS = {"online": False}  # files written before the key existed
+RESUME_KEYS = ("benchmark", "backend", "split", "generator", "model", "budgets", "online")
+RESUME_DEFAULTS = {"benchmark": "minif2f", "online": False}  # files written before the key existed
 
 
 class ResultsError(ValueError):
@@ -72,8 +72,9 @@ class ResultsLog:
             self.existing = read_results(self.path)
             old = self.existing.config or {}
             for key in RESUME_KEYS:
-                if key in config and old.get(key, RESUME_DEFAULTS.get(key)) != config.get(key):
-                    raise ResultsError(f"cannot resume {self.path}: its {key} is {old.get(key)!r}, "
+                was = old.get(key, RESUME_DEFAULTS.get(key))
+                if key in config and was != config.get(key):
+                    raise ResultsError(f"cannot resume {self.path}: its {key} is {was!r}, "
                                        f"this run's is {config.get(key)!r}")
             if self.existing.partial_bytes:
                 with open(self.path, "r+b") as f:

@@ -73,6 +73,16 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
+_GOAL_SELECTOR = re.compile(r"\s*(?:\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|\[[^\]]*\])"
+                            r"\s*:\s*")
+
+
+def _is_ellipsis_pair(text: str, i: int) -> bool:
+    """The second dot of ``..`` (recursive notations), which does not end a sentence; the third dot of
+    ``tac...`` (the `Proof with` tactic) does."""
+    return i >= 1 and text[i - 1] == "." and (i < 2 or text[i - 2] != ".")
+
+
 def split_sentences(text: str) -> list[Sentence]:
     """Split Coq source into sentences: a '.' followed by white space or the end, or a bullet/brace."""
     sentences: list[Sentence] = []
@@ -107,7 +117,7 @@ def split_sentences(text: str) -> list[Sentence]:
                 start = None
                 i += 1
                 continue
-            m = re.match(r"[-+*]+(?=\s)", text[i:])
+            m = re.match(r"-+|\++|\*+", text[i:])  # a bullet may touch its tactic: `++now apply H.`
             if m:
                 sentences.append(Sentence(m.group(0), i, i + m.end()))
                 start = None
@@ -115,8 +125,11 @@ def split_sentences(text: str) -> list[Sentence]:
                 continue
         if c == '"':
             in_string = True
-        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and _ends_sentence(text, i):
+        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and not _is_ellipsis_pair(text, i):
             sentences.append(Sentence(text[start:i + 1], start, i + 1))
+            start = None
+        elif c == "{" and _GOAL_SELECTOR.fullmatch(text, start, i):
+            sentences.append(Sentence(text[start:i + 1], start, i + 1))  # `2: {` focuses a goal
             start = None
         i += 1
     if depth:
@@ -126,12 +139,6 @@ def split_sentences(text: str) -> list[Sentence]:
     if start is not None and text[start:].strip():
         raise CoqSyntaxError(f"unterminated sentence: {text[start:].strip()[:60]!r}")
     return sentences
-
-
-def _ends_sentence(text: str, i: int) -> bool:
-    """A '.' before white space ends a sentence, and so does '...' (``tac...`` under ``Proof with``);
-    '..' does not (the ellipsis of recursive notations, ``[x ; .. ; y]``)."""
-    return not text.startswith("..", i - 1) or text.startswith("...", i - 2)
 
 
 def theorem_name(statement: str) -> str | None:
