@@ -246,3 +246,16 @@ def test_train_knn_bad_input(tmp_path):
     assert r.returncode == 2 and "no corpus files" in r.stderr
     r = run_cli("train")
     assert r.returncode == 2 and "--data" in r.stderr
+
+
+def test_a_model_of_held_out_files_is_refused_on_the_held_out_benchmark(coq_slice, tmp_path):
+    """Defence in depth: `prover train knn` never reads a held-out file, and a model that holds one anyway
+    (built through the API) cannot be evaluated on the coqlib test split."""
+    pairs = [(s.goals, s.tactic) for s in steps(coq_slice)]  # both splits
+    leaky = KnnModel.build(pairs, meta={"files": sorted({s.file for s in steps(coq_slice)})})
+    path = tmp_path / "leaky.npz"
+    leaky.save(path)
+    r = run_cli("bench", "coqlib", "--split", "test", "--limit", "1", "--generator", "knn", "--knn-model", str(path),
+                "--out", str(tmp_path / "r.jsonl"))
+    assert r.returncode == 2 and "held-out" in r.stderr and "Coq.ZArith.Zbool" in r.stderr
+    assert not (tmp_path / "r.jsonl").exists()
