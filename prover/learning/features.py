@@ -1,12 +1,13 @@
 """Features of a proof state read from its printed goals, in the spirit of Tactician's k-NN.
 
 A state's features are a set of strings from its first goal (the goal tactics act on): every symbol of
-the conclusion and of each hypothesis type (constants, inductives, constructors, notations, local
-variables; a bound variable as one placeholder), head-argument pairs along applications and
-notations (``=>+``: an equation whose side is a sum), and the head of the conclusion. Conclusion
-and hypothesis features are kept apart (``g:``, ``h:``), since a symbol in the goal calls for other
-tactics than the same symbol in a hypothesis. Features are hashed to stable 64-bit integers, so a
-model file needs no vocabulary.
+the conclusion (constants, inductives, constructors, notations; a local variable as the head of its
+type, ``$v:nat``, and by default also by its name; a bound variable as one placeholder), head-argument
+pairs along applications and notations (``=>+``: an equation whose side is a sum), the head of the
+conclusion, and the head of each hypothesis type (or, configurably, all of their features).
+Conclusion and hypothesis features are kept apart (``g:``, ``h:``), since a symbol in the goal calls
+for other tactics than the same symbol in a hypothesis. Features are hashed to stable 64-bit
+integers, so a model file needs no vocabulary.
 """
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ from .terms import APP, BOUND, Tree, parse
 class FeatureConfig:
     """What goes into a state's feature set (stored in a model so queries match its training)."""
 
-    variables: str = "type"  # how a local variable reads: "name" (as written), "type" (its type's head), "var"
+    # Measured on held-out training files (next-tactic accuracy, benchmarks/RESULTS.md): a variable's
+    # type head plus its name, and only the head symbol of each hypothesis, do best.
+    variables: str = "both"  # how a local variable reads: "name" (as written), "type" (its type's head), "var",
+    #                          "both" (its type's head, plus its name as a symbol of its own)
     pairs: bool = True  # head-argument pairs
     walks: bool = False  # head-argument-grandchild triples
-    hypotheses: bool = True  # features of the hypothesis types too
+    hypotheses: bool | str = "heads"  # features of the hypothesis types too ("heads": only their head symbols)
 
     def to_json(self) -> dict:
         return {"variables": self.variables, "pairs": self.pairs, "walks": self.walks,
@@ -73,6 +77,8 @@ class Featurizer:
         mode = self.config.variables
         if mode == "name":
             return {}
+        if mode == "both":
+            mode = "type"
         out = {}
         for h in goal.hypotheses:
             if mode == "var":
@@ -90,6 +96,8 @@ class Featurizer:
         stack = [tree]
         while stack:
             label, kids = stack.pop()
+            if self.config.variables == "both" and label in labels:
+                out.add(prefix + "$name:" + label)
             label = labels.get(label, label)
             out.add(prefix + label)
             if not kids:
@@ -122,8 +130,9 @@ class Featurizer:
         if self.config.hypotheses:
             for h in goal.hypotheses:
                 trees, scopes = self._parse(h.type)
-                for t in trees:
-                    self._walk(t, labels, "h:", out)
+                if self.config.hypotheses != "heads":
+                    for t in trees:
+                        self._walk(t, labels, "h:", out)
                 if trees:
                     out.add("htop:" + labels.get(trees[0][0], trees[0][0]))
                 out.update("h:%" + s for s in scopes)

@@ -35,7 +35,7 @@ _ARRAYS = ("keys", "indptr", "rows", "ex_indptr", "ex_cols", "tactic_of", "tacti
 class KnnConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     neighbours: int = 100  # stored states that vote
-    temperature: float = 0.05  # of the vote weights exp(similarity / temperature)
+    temperature: float = 0.1  # of the vote weights exp(similarity / temperature)
     normalize: bool = True  # weighted-Jaccard similarity (False: Tactician's plain idf sum)
     # How distinct tactics are ordered: "max" by the best neighbour that proposed it (Tactician), votes
     # breaking ties; "vote" by summed weights; "exact" as vote, but the tactics of stored states with the
