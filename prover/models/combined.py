@@ -8,6 +8,7 @@ share of the slots in proportion to its weight and its confidence.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from .base import Candidate, Generator
 
@@ -30,7 +31,7 @@ class CombinedGenerator(Generator):
         out = []
         for k in range(len(goals)):
             mixed: dict[str, float] = {}
-            order: dict[str, int] = {}
+            first: dict[str, Candidate] = {}  # the first part's candidate keeps its other fields
             for (_, weight), batches in zip(self.parts, per_part):
                 cands = batches[k]
                 if not cands:
@@ -42,9 +43,10 @@ class CombinedGenerator(Generator):
                     if not t:
                         continue
                     mixed[t] = mixed.get(t, 0.0) + weight * math.exp(c.logprob - top) / z
-                    order.setdefault(t, len(order))
+                    first.setdefault(t, c)
+            order = {t: i for i, t in enumerate(first)}
             ranked = sorted(mixed, key=lambda t: (-mixed[t], order[t]))[:n]
-            out.append([Candidate(t, math.log(mixed[t])) for t in ranked])
+            out.append([replace(first[t], tactic=t, logprob=math.log(mixed[t]), num_tokens=1) for t in ranked])
         return out
 
     def learn(self, steps: list[tuple[str, str]]) -> int:
