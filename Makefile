@@ -5,9 +5,9 @@ APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-flocq libc
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-apt install-python test demo bench isabelle isabelle-statements lean
+.PHONY: install install-apt install-python install-models test demo bench isabelle isabelle-statements lean
 
-install: install-apt install-python
+install: install-apt install-python install-models
 
 install-apt:
 	$(SUDO) apt-get update -q
@@ -15,6 +15,11 @@ install-apt:
 
 install-python:
 	$(PYTHON) -m pip install -q -e '.[dev,cluster]'
+
+# The default generator's learned models: traces the installed Coq libraries' training split into
+# ~/.cache/prover (about 25 minutes on 2 cores, resumable) and builds the k-NN model and node scorer.
+install-models:
+	$(PYTHON) -m prover models build
 
 test:
 	$(PYTHON) -m pytest -q
