@@ -29,7 +29,8 @@ bench:
 	$(PYTHON) benchmarks/search_overhead.py
 	$(PYTHON) benchmarks/repl_suggest_latency.py
 
-# Isabelle for `--backend isabelle` (needs internet; nothing of it runs in CI). Downloads the
+# Isabelle for `--backend isabelle` (needs internet; nothing of it runs in CI). Installs curl (apt) if
+# missing, downloads the
 # Isabelle2025 Linux bundle (~1 GB download, ~3 GB unpacked: JDK, Poly/ML, E, Vampire, Z3, cvc5),
 # links `isabelle` into ~/.local/bin, builds the Prover_Base heap (HOL-Library,
 # HOL-Computational_Algebra, HOL-Algebra, HOL-Number_Theory and the bridge; about 1 GB of heaps,
@@ -43,6 +44,8 @@ ISABELLE_JOBS ?= 4
 ISABELLE_EXE := $(ISABELLE_PREFIX)/$(ISABELLE_VERSION)/bin/isabelle
 
 isabelle:
+	@command -v curl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl; }
 	@mkdir -p $(ISABELLE_PREFIX) $(ISABELLE_BIN_DIR)
 	@if [ ! -x $(ISABELLE_EXE) ]; then \
 		echo "downloading $(ISABELLE_URL)"; \

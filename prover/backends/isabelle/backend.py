@@ -634,9 +634,11 @@ class IsabelleBackend(Closing):
         return found
 
     # -- proof text and the full check ----------------------------------------------------------------
-    def concrete_steps(self, tactics: list[str]) -> tuple[str, ...]:
-        """The steps Isabelle ran for these tactics (sledgehammer resolved, `done`/`qed` added)."""
-        key = self._root.key if self._root is not None else StateKey(-1)
+    def concrete_steps(self, tactics: list[str], theorem: Theorem | None = None) -> tuple[str, ...]:
+        """The steps Isabelle ran for these tactics (sledgehammer resolved, `done`/`qed` added), as
+        found from the open theorem's root; tactics never run are taken as they are (filtered)."""
+        same = self._root is not None and (theorem is None or theorem == self._theorem)
+        key = self._root.key if same else StateKey(-1)
         for t in tactics:
             raw = t.strip()
             known = self._resolved.get((key.sid, raw))
@@ -673,7 +675,7 @@ class IsabelleBackend(Closing):
         vet_nonce, audit_nonce = bridge.new_nonce(), bridge.new_nonce()
         try:
             header = split_header(theorem.header)
-            steps = self.concrete_steps(tactics)
+            steps = self.concrete_steps(tactics, theorem)
             theory = self.check_source(theorem, steps, audit_nonce)
         except ValueError as e:
             return CheckResult(False, str(e))
