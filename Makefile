@@ -1,7 +1,8 @@
 # Debian 12: Coq 8.16, the libraries miniF2F-rocq needs and whose sources the proof corpus reads
-# (Coquelicot, mathcomp, Flocq, Bignums), csdp for psatz, and the ATPs behind CoqHammer's hammer.
+# (Coquelicot, mathcomp, Flocq, Bignums), csdp for psatz, and the ATPs behind CoqHammer's hammer;
+# Poly/ML, to compile the Isabelle bridge's ML in the tests where Isabelle is not installed.
 APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-flocq libcoq-bignums libcoq-hammer \
-               coinor-csdp eprover z3 cvc4
+               coinor-csdp eprover z3 cvc4 polyml
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -85,8 +85,8 @@ fun field (key: string) (value: string) = json_string key ^ ":" ^ value;
 fun json_object fields = "{" ^ space_implode "," fields ^ "}";
 fun json_seconds r = Real.fmt (StringCvt.FIX (SOME 3)) (if r < 0.0 then 0.0 else r);
 
-fun report nonce op fields =
-  writeln (json_object (field "bridge" (json_string nonce) :: field "op" (json_string op) :: fields));
+fun report nonce kind fields =
+  writeln (json_object (field "bridge" (json_string nonce) :: field "op" (json_string kind) :: fields));
 
 
 (** hex-encoded texts **)
