@@ -279,18 +279,22 @@ def cmd_filter(args: argparse.Namespace, console: Console) -> int:
     except OSError as e:
         raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from None
     with stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                step = json.loads(line)
-            except json.JSONDecodeError:
-                step = None
-            if not isinstance(step, str):
-                raise ConfigError(f"line {number}: expected a JSON string (a candidate step), got {line.strip()[:80]}")
-            accepted, reason = verdict(step)
-            sys.stdout.write(json.dumps({"accepted": accepted, "reason": "" if accepted else reason}) + "\n")
-            sys.stdout.flush()
+        try:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                try:
+                    step = json.loads(line)
+                except json.JSONDecodeError:
+                    step = None
+                if not isinstance(step, str):
+                    raise ConfigError(f"line {number}: expected a JSON string (a candidate step), "
+                                      f"got {line.strip()[:80]}")
+                accepted, reason = verdict(step)
+                sys.stdout.write(json.dumps({"accepted": accepted, "reason": "" if accepted else reason}) + "\n")
+                sys.stdout.flush()
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"the input is not UTF-8 text: {e.reason}") from None
     return 0
 
 
