@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -18,8 +19,8 @@ from . import __version__
 from .backends.base import Theorem
 from .backends.coq.text import CoqSyntaxError, find_theorem, theorem_name
 from .backends.lean.text import declaration_name
-from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, make_backend,
-                         make_generator)
+from .components import (BACKENDS, GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError, ModelOptions,
+                         check_generator, make_backend, make_generator)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
@@ -81,6 +82,22 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                         "(default 1.0; 0 = a beam-search run)")
     m.add_argument("--max-new-tokens", type=_positive(int), default=ModelOptions().max_new_tokens,
                    help="longest tactic in tokens (default %(default)s)")
+    m.add_argument("--batch-states", type=_positive(int), default=ModelOptions().batch_states,
+                   help="states per model call, across workers when the model is served (memory: states x "
+                        "candidates sequences; default %(default)s)")
+    m.add_argument("--gather-ms", type=_non_negative_float, default=ModelOptions().gather_seconds * 1000,
+                   help="served model (minif2f, repl): ms a request waits for others to join its batch "
+                        "(default %(default)g)")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
 
 
 def _temperatures(text: str) -> tuple[float, ...]:
@@ -94,7 +111,8 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
-    return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens)
+    return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens,
+                        args.batch_states, args.gather_ms / 1000)
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
@@ -489,23 +507,47 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
     from .runs.benchmark import run_minif2f
     from .runs.results import ResultsError
-    from .runs.runner import RunSpec
+    from .runs.runner import RunSpec, RunStopped
 
     if args.ray and args.ray_address:
         raise ConfigError("give --ray local or --ray-address, not both")
-    make_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
+    check_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
                    BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
                    model=model_options(args))
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+    ray = args.ray_address or args.ray
     try:
-        summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,
-                              args.ray_address or args.ray, console, args.quiet)
+        with _served(spec, ray, args, console) as spec:
+            summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers,
+                                  args.resume, ray, console, args.quiet)
+    except RunStopped as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        return 1
     except (ResultsError, ValueError) as e:
         raise ConfigError(str(e)) from None
     Console().print(f"{summary['proved']}/{summary['total']} proved ({summary['ran']} run now); results in "
                     f"{args.out}", highlight=False)
     return 0
+
+
+@contextlib.contextmanager
+def _served(spec, ray, args: argparse.Namespace, console: Console):
+    """The run's spec with its model served by one generator service process (local runs)."""
+    from .runs.serving import served_model
+
+    if spec.generator not in MODEL_GENERATORS or ray or args.quiet:
+        with served_model(spec, bool(ray)) as served:
+            yield served
+        return
+    status = console.status(f"loading model {spec.model.model} into the generator service")
+    status.start()
+    try:
+        with served_model(spec, bool(ray)) as served:
+            status.stop()
+            yield served
+    finally:
+        status.stop()
 
 
 def _read_all(paths: list[str]):
@@ -562,9 +604,16 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError("--keep-sessions must be 0 or more")
     defaults = Defaults(search_config(args), BackendOptions(args.check_timeout, args.memory_mb), args.backend,
                         args.generator, args.tactics)
-    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions),
-                    lambda name, backend, tactics: make_generator(name, backend, tactics, model_options(args)))
-    server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions), _repl_generators(args))
+    try:
+        if args.generator in MODEL_GENERATORS:
+            with console.status(f"loading model {args.model} into the generator service"):
+                server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+        else:
+            server.generators.get(args.generator, args.backend, args.tactics)
+    except BaseException:
+        server.generators.close()
+        raise
     if args.port is None:
         return serve_stdio(server)
     try:
@@ -572,6 +621,25 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
             f"prover repl: listening on {host}:{port}", highlight=False))
     except OSError as e:
         raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror}") from None
+
+
+def _repl_generators(args: argparse.Namespace):
+    """The REPL's generator factory: a model is served by a generator service process (one per backend's
+    prompt), which batches concurrent requests and is started again if it dies; others run in-process."""
+    from .models.service import ServedModel, ServiceConfig
+
+    served: dict[str, ServedModel] = {}
+
+    def make(name: str, backend: str, tactics: str | None):
+        options = model_options(args)
+        if name not in MODEL_GENERATORS:
+            return make_generator(name, backend, tactics, options)
+        check_generator(name, backend, tactics, options)
+        if backend not in served:
+            served[backend] = ServedModel(ServiceConfig(backend, options))
+        return make_generator(name, backend, tactics, options, served=served[backend])
+
+    return make
 
 
 def cmd_client(args: argparse.Namespace, console: Console) -> int:
