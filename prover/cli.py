@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true", help="leave out progress lines")
     c.set_defaults(run=cmd_client)
 
+    from .corpus.command import add_corpus_parser
+    add_corpus_parser(sub, _Parser, _positive)
+
     lean = sub.add_parser("lean", help="set up and trace lean_project/ (the Lean 4 backends' project)",
                           description="Lean 4 project commands. `make lean` runs setup, then builds the project.")
     lean_sub = lean.add_subparsers(dest="lean_command", required=True, parser_class=_Parser)
