@@ -100,6 +100,23 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of every benchmark run: which theorems, where the results go, how many workers."""
+    p.add_argument("--limit", type=_positive(int), help="only the first N theorems (file order)")
+    p.add_argument("--names", help="comma-separated theorem names")
+    p.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file")
+    p.add_argument("--resume", action="store_true", help="skip theorems already in --out and append")
+    p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1,
+                   help="worker processes, each with its own prover (default: number of cores)")
+    p.add_argument("--ray", metavar="local", choices=("local",), help="run as Ray actors on a local Ray")
+    p.add_argument("--ray-address", metavar="ADDR", help="run as Ray actors on this Ray cluster")
+    p.add_argument("--seed", type=int, default=0, help="seed recorded with the run (sampling generators)")
+    p.add_argument("--grace", type=_positive(float), default=30.0,
+                   help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
+                        "and marks its theorem timeout (default %(default)g)")
+    p.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
+
+
 def _temperatures(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(t) for t in text.split(",") if t.strip())
@@ -199,22 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "logged as proved. Results are appended (flushed, fsynced) as each theorem finishes.")
     m.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
     m.add_argument("--split", choices=("valid", "test"), help="benchmark split (default: both)")
-    m.add_argument("--limit", type=_positive(int), help="only the first N theorems (file order)")
-    m.add_argument("--names", help="comma-separated theorem names")
     m.add_argument("--data", metavar="DIR", help="miniF2F JSONL directory (default ../shared/data/minif2f)")
-    m.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file")
-    m.add_argument("--resume", action="store_true", help="skip theorems already in --out and append")
-    m.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1,
-                   help="worker processes, each with its own prover (default: number of cores)")
-    m.add_argument("--ray", metavar="local", choices=("local",), help="run as Ray actors on a local Ray")
-    m.add_argument("--ray-address", metavar="ADDR", help="run as Ray actors on this Ray cluster")
-    m.add_argument("--seed", type=int, default=0, help="seed recorded with the run (sampling generators)")
-    m.add_argument("--grace", type=_positive(float), default=30.0,
-                   help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
-                        "and marks its theorem timeout (default %(default)g)")
-    m.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
+    add_run_options(m)
     add_search_options(m)
     m.set_defaults(run=cmd_minif2f)
+
+    bench = sub.add_parser("bench", help="run a benchmark other than miniF2F (coqlib: held-out Coq library theorems)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    q = bench_sub.add_parser(
+        "coqlib", help="held-out theorems of the installed Coq libraries, each in its file context",
+        description="Prove the theorems of the held-out library files (never in the training corpus), each "
+        "opened in its installed file with everything before it and nothing after it; a proof counts only "
+        "when the whole file, with the proof in place, compiles from the installed source. The test set is "
+        "a fixed seeded sample listed in prover/runs/data/coqlib-test.jsonl. Same results format, "
+        "--resume, `prover verify` and `prover report` as `prover minif2f`.")
+    q.add_argument("--split", choices=("test",), default="test", help="benchmark split (default %(default)s)")
+    add_run_options(q)
+    add_search_options(q)
+    q.set_defaults(run=cmd_bench_coqlib, backend="coq")
 
     v = sub.add_parser("verify", help="re-check every proved line of results files from scratch")
     v.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
@@ -565,7 +584,20 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
-    from .runs.benchmark import run_minif2f
+    from .runs.benchmark import minif2f_suite
+
+    return _run_suite(args, console, lambda names: minif2f_suite(args.backend, args.split, names, args.limit,
+                                                                 args.data))
+
+
+def cmd_bench_coqlib(args: argparse.Namespace, console: Console) -> int:
+    from .runs.benchmark import coqlib_suite
+
+    return _run_suite(args, console, lambda names: coqlib_suite(args.backend, args.split, names, args.limit))
+
+
+def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
+    from .runs.benchmark import run_benchmark
     from .runs.results import ResultsError
     from .runs.runner import RunSpec, RunStopped
 
@@ -578,9 +610,9 @@ def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     ray = args.ray_address or args.ray
     try:
-        with _served(spec, ray, args, console) as spec:
-            summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers,
-                                  args.resume, ray, console, args.quiet)
+        suite = make_suite(names)
+        with _served(spec, ray, args, console) as spec:  # a model: one service process for every worker
+            summary = run_benchmark(spec, suite, args.out, args.workers, args.resume, ray, console, args.quiet)
     except RunStopped as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         return 1

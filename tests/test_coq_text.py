@@ -86,3 +86,9 @@ def test_a_selector_before_a_brace_is_a_sentence_of_its_own():
     assert [s.clean for s in split_sentences(text)] == [
         "case lebP; intros hle.", "2: {", "symmetry.", "}", "[x]: {", "auto.", "}", "1-2, 4: {", "a.", "}"]
     assert check_tactic("2: {")[0] is None
+
+
+def test_a_bullet_touching_its_tactic_is_still_a_bullet():
+    text = "split.\n  ++now apply H.\n  --rewrite H.\n    **auto.\n  - exact I."
+    assert [s.clean for s in split_sentences(text)] == [
+        "split.", "++", "now apply H.", "--", "rewrite H.", "**", "auto.", "-", "exact I."]

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from prover.backends.base import Next, Theorem
+from prover.backends.base import Next
 from prover.backends.coq.backend import CoqBackend, CoqConfig
-from prover.backends.coq.text import find_theorem, split_sentences
+from prover.backends.coq.document import CoqDocument
+from prover.backends.coq.text import split_sentences
 from prover.corpus import build as build_mod
 from prover.corpus.records import Step, TheoremRecord, is_held_out, read_file, steps, theorems
 from prover.corpus.sources import coq_root, file_source, library_sources
@@ -75,13 +76,14 @@ def test_qualified_names_follow_modules_not_sections():
 
 
 def test_goals_are_those_the_backend_shows():
-    """The first two states of a traced proof equal what CoqBackend gives a model on the same file prefix."""
+    """The first two states of a traced proof equal what CoqBackend gives a model on the theorem opened in
+    its file context (the benchmark's way)."""
     source = file_source(FIX)
     record, record_steps = by_theorem(trace_file(source).records)["Flocq.Core.FIX.generic_format_FIX"]
-    found = find_theorem(FIX.read_text(), "generic_format_FIX")
-    backend = CoqBackend(CoqConfig(flags=source.coqtop_flags(), prelude=""))
+    theorem = CoqDocument.read(FIX, flags=source.flags).theorem("generic_format_FIX")  # the file context
+    backend = CoqBackend(CoqConfig(prelude=""))
     try:
-        root = backend.open(Theorem("generic_format_FIX", found.statement, found.header))
+        root = backend.open(theorem)
         assert root.goals == record_steps[0].goals
         outcome = backend.apply(root, record_steps[0].tactic, timeout=30)
         assert isinstance(outcome, Next)

@@ -146,7 +146,7 @@ def test_a_run_records_a_dead_service_stops_and_resumes(tiny_model, tmp_path, ma
     once, the run stops without starting the third, and --resume (a served model again) runs all three."""
     from rich.console import Console
 
-    from prover.runs.benchmark import run_minif2f
+    from prover.runs.benchmark import minif2f_suite, run_benchmark
     from prover.runs.runner import RunStopped
 
     out = tmp_path / "results.jsonl"
@@ -157,8 +157,9 @@ def test_a_run_records_a_dead_service_stops_and_resumes(tiny_model, tmp_path, ma
 
         def run() -> None:
             try:
-                run_minif2f(replace(spec, service=service.address), "valid", NAMES, None, str(SHARED_DATA / "minif2f"),
-                            str(out), 2, False, None, Console(quiet=True), True)
+                suite = minif2f_suite("coq", "valid", NAMES, None, str(SHARED_DATA / "minif2f"))
+                run_benchmark(replace(spec, service=service.address), suite, str(out), 2, False, None,
+                              Console(quiet=True), True)
             except RunStopped as e:
                 outcome["stopped"] = str(e)
             outcome["at"] = time.monotonic()

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Configuration keys that must match for --resume to append to a file.
-RESUME_KEYS = ("backend", "split", "generator", "model", "budgets")
+RESUME_KEYS = ("benchmark", "backend", "split", "generator", "model", "budgets")
+RESUME_DEFAULTS = {"benchmark": "minif2f"}  # files written before the key existed
 # Lines that are no verdict on their theorem (the model's service died during it): --resume runs the
 # theorem again, and its new line replaces the old one for every reader.
 RERUN_REASONS = ("generator_unavailable",)
@@ -81,7 +82,7 @@ class ResultsLog:
             self.existing = read_results(self.path)
             old = self.existing.config or {}
             for key in RESUME_KEYS:
-                if key in config and old.get(key) != config.get(key):
+                if key in config and old.get(key, RESUME_DEFAULTS.get(key)) != config.get(key):
                     raise ResultsError(f"cannot resume {self.path}: its {key} is {old.get(key)!r}, "
                                        f"this run's is {config.get(key)!r}")
             if self.existing.partial_bytes:
