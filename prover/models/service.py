@@ -273,11 +273,13 @@ class ServedModel(Generator):
         self._client: ServiceClient | None = None
         self._service = GeneratorService(config)  # load now: a bad model is a ConfigError at once
         self._client = self._service.client()
+        self._failed = False  # a request found the service gone (it may not be reaped yet)
         self.starts = 1
 
     def _current(self) -> ServiceClient:
         with self._lock:
-            if self._service is None or not self._service.alive():
+            if self._service is None or self._failed or not self._service.alive():
+                self._failed = False
                 if self._service is not None:
                     self._service.stop()
                     self._service = None
@@ -297,7 +299,14 @@ class ServedModel(Generator):
         return self.generate_batch([goals], n)[0]
 
     def generate_batch(self, goals: list[str], n: int) -> list[list[Candidate]]:
-        return self._current().generate_batch(goals, n)
+        client = self._current()
+        try:
+            return client.generate_batch(goals, n)
+        except GeneratorUnavailable:
+            with self._lock:
+                if client is self._client:
+                    self._failed = True  # the next call starts a fresh service
+            raise
 
     def stats(self) -> ServiceStats:
         return self._current().stats()
