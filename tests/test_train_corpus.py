@@ -159,3 +159,36 @@ def test_bad_training_input_is_one_line_exit_2(corpus, tmp_path):
         lines = run.stderr.strip().splitlines()
         assert run.returncode == 2 and len(lines) == 1 and message in lines[0], (args, run.stderr)
         assert not (tmp_path / "m").exists()
+
+
+def test_the_shared_prefix_changes_neither_loss_nor_gradients_nor_predictions(tiny_model):
+    """Training runs the few-shot prefix once per batch: the same loss and gradients as running it per row."""
+    from prover.models.hf import load_model
+    from prover.models.prompts import COQ
+    from prover.models.train import completion_loss, forward, greedy_hits, prefix_ids
+
+    model, tokenizer, _ = load_model(str(tiny_model), "cpu")
+    model.train()
+    rows = []
+    for goals, tactic in zip(TINY_STATES, ["intros", "lia", "ring; auto", "tauto"]):
+        p = tokenizer(COQ.prompt(goals)).input_ids
+        rows.append((p + tokenizer(COQ.completion(tactic), add_special_tokens=False).input_ids, len(p)))
+    shared = prefix_ids(tokenizer, COQ)
+    assert len(shared) > 100 and all(seq[:len(shared)] == shared for seq, _ in rows)
+    results = []
+    for prefix in ([], shared):
+        model.zero_grad()
+        logits, _ = forward(model, rows, tokenizer.pad_token_id, prefix)
+        loss = completion_loss(logits, forward(model, rows, tokenizer.pad_token_id, prefix)[1])
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()},
+                        logits.shape[1]))
+    (plain, plain_grads, plain_width), (cached, cached_grads, cached_width) = results
+    assert cached_width == plain_width - len(shared)  # the prefix really was not run per row
+    assert cached == pytest.approx(plain, rel=1e-5)
+    for name, grad in plain_grads.items():
+        assert torch.allclose(cached_grads[name], grad, atol=1e-6, rtol=1e-4), name
+    model.eval()
+    hits, nll, count = greedy_hits(model, rows, tokenizer.pad_token_id, 3, shared)
+    plain_hits, plain_nll, plain_count = greedy_hits(model, rows, tokenizer.pad_token_id, 3)
+    assert hits == plain_hits and count == plain_count and nll == pytest.approx(plain_nll, rel=1e-5)

@@ -10,6 +10,7 @@ merged) and loads through the same code path as Llemma (``HFGenerator.load``).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import random
@@ -40,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     lora_rank: int = 0  # with a base checkpoint: train LoRA adapters of this rank (0: every weight)
     eval_limit: int = 2000  # validation and held-out steps evaluated at most (a seeded sample)
+    share_prefix: bool = True  # run the few-shot prefix once per batch, not once per example
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "vocab_size", "hidden", "layers", "heads", "intermediate", "max_len"):
@@ -142,8 +144,47 @@ def _batch(examples: list[tuple[list[int], int]], pad_id: int):
     return ids, mask, labels
 
 
-def greedy_hits(model, rows: list[tuple[list[int], int]], pad_id: int,
-                batch_size: int = 16) -> tuple[list[bool], float, int]:
+def prefix_ids(tokenizer, prompt: PromptFormat) -> list[int]:
+    """The tokens every prompt starts with (the few-shot prefix, one short: its last token may merge with
+    the state's first characters), as ``HFGenerator`` caches them."""
+    return tokenizer(prompt.prefix).input_ids[:-1]
+
+
+def forward(model, rows: list[tuple[list[int], int]], pad_id: int, shared: list[int] = ()):
+    """Logits and labels (-100 outside each completion) for a batch of ``(ids, prompt_length)`` rows.
+
+    The few-shot prefix is most of every prompt. When every row starts with ``shared``, it is run once and
+    its keys and values are repeated for the batch (gradients flow back through them), so a step costs the
+    states and completions, not B copies of the prefix; the logits then cover the part after the prefix.
+    Either way the loss and the predictions are the same up to float rounding (the tests compare them).
+    """
+    import torch
+
+    k = len(shared)
+    if k < 2 or not all(len(seq) > k and seq[:k] == list(shared) and plen > k for seq, plen in rows):
+        ids, mask, labels = _batch(rows, pad_id)
+        return model(input_ids=ids, attention_mask=mask).logits, labels
+    ids, mask, labels = _batch([(seq[k:], plen - k) for seq, plen in rows], pad_id)
+    out = model(input_ids=torch.tensor([list(shared)]), use_cache=True)
+    cache = out.cache if "cache" in out else out.past_key_values
+    cache.batch_repeat_interleave(len(rows))
+    full_mask = torch.cat([torch.ones((len(rows), k), dtype=mask.dtype), mask], dim=1)
+    positions = torch.arange(k, k + ids.shape[1]).expand(len(rows), -1)
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    logits = model(input_ids=ids, attention_mask=full_mask, position_ids=positions, **{cache_kw: cache}).logits
+    return logits, labels
+
+
+def completion_loss(logits, labels):
+    """Mean negative log-likelihood of the completion tokens (position j predicts token j + 1)."""
+    import torch
+
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                             ignore_index=-100)
+
+
+def greedy_hits(model, rows: list[tuple[list[int], int]], pad_id: int, batch_size: int = 16,
+                shared: list[int] = ()) -> tuple[list[bool], float, int]:
     """For each ``(ids, prompt_length)`` row, whether greedy decoding after the prompt writes the rest of
     ``ids`` exactly; also the summed negative log-likelihood of those tokens and their count. One
     teacher-forced pass per batch: greedy decoding reproduces a sequence exactly when each of its tokens
@@ -156,9 +197,8 @@ def greedy_hits(model, rows: list[tuple[list[int], int]], pad_id: int,
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            ids, mask, labels = _batch([rows[i] for i in chunk], pad_id)
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)  # position j predicts token j + 1
+            logits, labels = forward(model, [rows[i] for i in chunk], pad_id, shared)
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # position j predicts token j + 1
             target = labels[:, 1:]
             scored = target != -100
             picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
@@ -185,7 +225,7 @@ def evaluate(model, tokenizer, prompt: PromptFormat, steps: list[TraceStep], max
     was_training = model.training
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    hits, nll, tokens = greedy_hits(model, rows, pad, batch_size)
+    hits, nll, tokens = greedy_hits(model, rows, pad, batch_size, prefix_ids(tokenizer, prompt))
     if was_training:
         model.train()
     correct = [False] * len(steps)
@@ -284,6 +324,7 @@ def train(steps: list[TraceStep], out_dir: str | Path, prompt: PromptFormat, con
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    shared = prefix_ids(tokenizer, prompt) if config.share_prefix else []
     first = last = float("nan")
     order: list[int] = []
     for step in range(config.steps):
@@ -293,8 +334,7 @@ def train(steps: list[TraceStep], out_dir: str | Path, prompt: PromptFormat, con
             order.extend(more)
         batch = [examples[i] for i in order[:config.batch_size]]
         del order[:config.batch_size]
-        ids, mask, labels = _batch(batch, pad)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = completion_loss(*forward(model, batch, pad, shared))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
