@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from . import __version__
 from .backends.base import Theorem
-from .backends.coq.text import CoqSyntaxError, find_theorem, theorem_name
+from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .components import (BACKENDS, GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError, ModelOptions,
                          check_generator, make_backend, make_generator)
@@ -43,6 +43,31 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
         return value
     return parse
+
+
+def add_coq_project_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Coq project (FILE's nearest _CoqProject is read; these add to it)")
+    g.add_argument("-R", nargs=2, action="append", default=[], metavar=("DIR", "LIB"), dest="coq_R",
+                   help="map DIR recursively to the logical name LIB (as coqc -R)")
+    g.add_argument("-Q", nargs=2, action="append", default=[], metavar=("DIR", "LIB"), dest="coq_Q",
+                   help="map DIR to LIB, qualified names only (as coqc -Q)")
+    g.add_argument("--coq-flag", action="append", default=[], metavar="FLAG",
+                   help="any other flag for coqtop and coqc, e.g. --coq-flag=-impredicative-set (repeatable)")
+    g.add_argument("--project", metavar="DIR",
+                   help="read the _CoqProject at or above DIR (or this _CoqProject file) instead of the one "
+                        "nearest FILE; with --statement, the only way to get a project's flags")
+    g.add_argument("--add-imports", action="store_true",
+                   help="FILE mode: let the search use the prelude's tactics (lia, lra, psatz, ring, field, "
+                        "sauto, ...) even where FILE does not load them; a proof that needs them gets the "
+                        "smallest `Require Import` before the theorem's outermost section/module (reported)")
+
+
+def coq_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    flags: list[str] = []
+    for flag, pairs in (("-R", args.coq_R), ("-Q", args.coq_Q)):
+        for directory, lib in pairs:
+            flags += [flag, directory, lib]
+    return tuple(flags + list(args.coq_flag))
 
 
 def add_search_options(p: argparse.ArgumentParser) -> None:
@@ -157,11 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
     p.add_argument("--allow-axiom", action="append", default=[], metavar="NAME",
                    help="an axiom the statement itself relies on, accepted by the full check (repeatable)")
+    add_coq_project_options(p)
     add_search_options(p)
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object with the result")
     out.add_argument("--write", action="store_true",
-                     help="put the found proof into FILE in place of the missing one (backup FILE.bak)")
+                     help="put the found proof into FILE in place of the missing one: only that proof changes; "
+                          "backup FILE.bak (FILE.bak.1, ... when it exists); nothing is written when the file "
+                          "changed during the search")
     out.add_argument("--graph", metavar="FILE", help="write the search graph as node-link JSON")
     out.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(run=cmd_prove)
@@ -413,8 +441,15 @@ def _train_defaults():
     return TrainConfig()
 
 
-def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
-    """The theorem to prove, and for FILE mode the source plus the span its proof occupies."""
+def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, object]:
+    """The theorem to prove, and for FILE mode what --write needs: a CoqFileTheorem is its own (it
+    knows its file), Isabelle gives the source and the span its proof occupies."""
+    coq_options = [o for o, given in (("-R/-Q/--coq-flag", coq_flags(args)), ("--project", args.project),
+                                      ("--add-imports", args.add_imports)) if given]
+    if coq_options and args.backend != "coq":
+        raise ConfigError(f"{', '.join(coq_options)}: Coq options, not for --backend {args.backend}")
+    if args.add_imports and not args.file:
+        raise ConfigError("--add-imports goes with FILE (a statement always has the prelude)")
     if args.backend == "isabelle":
         from .backends.isabelle.text import load_theorem
 
@@ -440,41 +475,68 @@ def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, in
                           "and --header 'import Mathlib ...'")
     if not args.theorem:
         raise ConfigError("FILE needs --theorem NAME")
-    path = Path(args.file)
+    from .backends.coq.document import CoqDocument, FileContextError
+
     try:
-        source = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"no such file: {args.file}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {args.file}: {e}") from None
-    try:
-        found = find_theorem(source, args.theorem)
-    except KeyError:
-        raise ConfigError(f"theorem {args.theorem!r} not found in {args.file}") from None
-    except CoqSyntaxError as e:
-        raise ConfigError(f"cannot parse {args.file}: {e}") from None
-    theorem = Theorem(found.name, found.statement, found.header, tuple(args.allow_axiom))
-    return theorem, (source, found.statement_end, found.proof_end)
+        document = CoqDocument.read(args.file, extra_flags=coq_flags(args), project_root=args.project)
+        theorem = document.theorem(args.theorem, tuple(args.allow_axiom), args.add_imports)
+    except FileContextError as e:
+        raise ConfigError(str(e)) from None
+    return theorem, theorem
 
 
-def _write_proof(path: str, span: tuple[str, int, int], proof: str) -> str:
-    source, start, end = span
+class WriteRefused(Exception):
+    """--write found the file changed on disk since it was read."""
+
+
+def _free_backup(path: str) -> str:
+    """FILE.bak, or FILE.bak.1, FILE.bak.2, ... when taken: a backup is never overwritten."""
     backup = path + ".bak"
-    shutil.copyfile(path, backup)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(source[:start] + "\n" + proof + source[end:])
+    n = 0
+    while os.path.lexists(backup):
+        n += 1
+        backup = f"{path}.bak.{n}"
+    return backup
+
+
+def _replace_file(path: str, original: str, new_text: str, newline: str | None = "") -> str:
+    """Write ``new_text`` over ``path`` if it still holds ``original`` (read with ``newline`` as
+    ``original`` was); returns the backup's path."""
+    try:
+        with open(path, encoding="utf-8", newline=newline) as f:
+            current = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise WriteRefused(f"cannot read {path} again: {e}") from None
+    if current != original:
+        raise WriteRefused(f"{path} changed on disk during the search; not written (the proof is above)")
+    backup = _free_backup(path)
+    shutil.copy2(path, backup)
+    tmp = f"{path}.prover-tmp"
+    with open(tmp, "w", encoding="utf-8", newline=newline) as f:
+        f.write(new_text)
         f.flush()
         os.fsync(f.fileno())
+    shutil.copymode(path, tmp)
     os.replace(tmp, path)
     return backup
+
+
+def _write_proof(path: str, target, result: SearchResult) -> str:
+    from .backends.coq.document import CoqFileTheorem
+
+    if isinstance(target, CoqFileTheorem):
+        requires = tuple(getattr(result.check, "requires", ()))
+        return _replace_file(path, target.document.source, target.written(result.tactics, requires))
+    source, start, end = target
+    return _replace_file(path, source, source[:start] + "\n" + result.proof + source[end:], newline=None)
 
 
 def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     theorem, span = _load_theorem(args)
     config = search_config(args)
     generator = _make_generator(args, console)
-    backend = make_backend(args.backend, BackendOptions(args.check_timeout, args.memory_mb))
+    flags = _statement_flags(args) if span is None and args.backend == "coq" else ()
+    backend = make_backend(args.backend, BackendOptions(args.check_timeout, args.memory_mb, flags))
     try:
         result = _run_search(theorem, backend, generator, config, console, quiet=args.quiet or args.json)
     finally:
@@ -483,14 +545,48 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(result.failure_message)
     if args.graph:
         Path(args.graph).write_text(result.graph_json(), encoding="utf-8")
-    backup = _write_proof(args.file, span, result.proof) if (args.write and result.proved) else None
+    backup, refused = None, None
+    if args.write and result.proved:
+        try:
+            backup = _write_proof(args.file, span, result)
+        except WriteRefused as e:
+            refused = str(e)
+    file_info = _file_info(result) if hasattr(span, "document") else {}  # a Coq file theorem
     if args.json:
         out = {"theorem": theorem.name, "backend": args.backend, "generator": generator.name,
-               "model": generator.model_id, "verified": result.proved, **result.to_dict()}
+               "model": generator.model_id, "verified": result.proved, **result.to_dict(), **file_info}
+        if args.write:
+            out["written"] = backup is not None
+            out["backup"] = backup
+            if refused:
+                out["write_error"] = refused
         print(json.dumps(out))
     else:
-        _print_result(console, result, backup)
+        _print_result(console, result, backup, file_info)
+        if refused:
+            console.print(f"[red]error:[/red] {refused}", highlight=False, soft_wrap=True)
+    if refused:
+        return EXIT_NOT_PROVED
     return EXIT_PROVED if result.proved else EXIT_NOT_PROVED
+
+
+def _statement_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """--statement mode: the flags of --project's _CoqProject (if given) and the command line's."""
+    from .backends.coq.project import CoqProject, ProjectError, check_flags
+
+    try:
+        if args.project:
+            return CoqProject.for_file(args.project, coq_flags(args), root=args.project).flags
+        return check_flags(coq_flags(args))
+    except ProjectError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _file_info(result: SearchResult) -> dict:
+    """What a file check adds: the imports the written file gets, the file's own axioms it uses."""
+    check = result.check
+    return {"added_imports": list(getattr(check, "requires", ())),
+            "file_axioms": list(getattr(check, "file_axioms", ()))} if result.proved else {}
 
 
 def _make_generator(args: argparse.Namespace, console: Console):
@@ -513,7 +609,7 @@ def _run_search(theorem, backend, generator, config, console: Console, quiet: bo
         return search(theorem, backend, generator, config, on_progress=on_progress)
 
 
-def _print_result(console: Console, r: SearchResult, backup: str | None) -> None:
+def _print_result(console: Console, r: SearchResult, backup: str | None, file_info: dict | None = None) -> None:
     out = Console()
     stats = (f"{r.expansions} expansions, {r.tactic_calls} tactic calls, {r.elapsed:.2f} s "
              f"(full check {r.check_seconds:.2f} s)")
@@ -521,6 +617,12 @@ def _print_result(console: Console, r: SearchResult, backup: str | None) -> None
         axioms = f"; axioms: {', '.join(r.axioms)}" if r.axioms else ""
         out.print(Panel(r.proof, title=f"[green]proved {r.theorem}[/green]", expand=False))
         out.print(f"verified by a full re-check; {stats}{axioms}", highlight=False, soft_wrap=True)
+        info = file_info or {}
+        if info.get("file_axioms"):
+            out.print(f"uses axioms the file itself declares: {', '.join(info['file_axioms'])}", highlight=False)
+        if info.get("added_imports"):
+            out.print(f"the proof needs imports the file lacks: {' '.join(info['added_imports'])} (added before "
+                      "the theorem's outermost section/module when written)", highlight=False, soft_wrap=True)
         if backup:
             out.print(f"wrote the proof into the file (backup: {backup})", highlight=False)
     else:

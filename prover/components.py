@@ -20,6 +20,7 @@ class ConfigError(ValueError):
 class BackendOptions:
     check_timeout: float = 600.0
     memory_mb: int | None = None  # None: the backend's own default (Coq 6144, Lean 32768)
+    coq_flags: tuple[str, ...] = ()  # load-path flags of coqtop and coqc for a statement (a file has its own)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
         from .backends.process import ProcessLimits
 
         limits = ProcessLimits(memory_bytes=(options.memory_mb or 6144) * 1024 * 1024)
-        return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout))
+        return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout, flags=options.coq_flags))
     if name == "isabelle":
         return _make_isabelle(options)
     if name in ("lean-repl", "leandojo"):

@@ -291,6 +291,7 @@ class Server:
 
     def _prove(self, job: Job, request: ProveRequest) -> Response:
         theorem, _ = commands.resolve_theorem(request.theorem, request.backend, request.id)
+        options = commands.backend_options(request.theorem, request.options, request.backend, request.id)
         generator = self.generators.get(request.generator, request.backend, request.tactics_file)
         conn, interval = job.connection, self.config.progress_interval
 
@@ -299,7 +300,7 @@ class Server:
                 conn.send(ProgressEvent(request.id, p.expansions, p.nodes, p.tactic_calls, p.best_depth,
                                         round(p.elapsed, 3)))
 
-        backend = make_backend(request.backend, request.options)
+        backend = make_backend(request.backend, options)
         try:
             job.attach(backend)
             return commands.prove(request, theorem, backend, generator, job.cancel, on_progress)
@@ -311,7 +312,8 @@ class Server:
         if request.theorem is None:
             return commands.suggest(request, None, (), generator, job.cancel)
         theorem, tactics = commands.resolve_theorem(request.theorem, request.backend, request.id)
-        session = self.sessions.take(SessionKey(request.backend, theorem, request.options))
+        options = commands.backend_options(request.theorem, request.options, request.backend, request.id)
+        session = self.sessions.take(SessionKey(request.backend, theorem, options))
         try:
             job.attach(session.backend)
             return commands.suggest(request, session, tactics or request.tactics, generator, job.cancel)
@@ -327,7 +329,8 @@ class Server:
 
     def _check(self, job: Job, request: CheckRequest) -> Response:
         theorem, _ = commands.resolve_theorem(request.theorem, request.backend, request.id)
-        backend = make_backend(request.backend, request.options)
+        options = commands.backend_options(request.theorem, request.options, request.backend, request.id)
+        backend = make_backend(request.backend, options)
         try:
             job.attach(backend)
             return commands.check(request, theorem, backend)

@@ -82,8 +82,9 @@ class ResultsLog:
             self.existing = read_results(self.path)
             old = self.existing.config or {}
             for key in RESUME_KEYS:
-                if key in config and old.get(key, RESUME_DEFAULTS.get(key)) != config.get(key):
-                    raise ResultsError(f"cannot resume {self.path}: its {key} is {old.get(key)!r}, "
+                was = old.get(key, RESUME_DEFAULTS.get(key))
+                if key in config and was != config.get(key):
+                    raise ResultsError(f"cannot resume {self.path}: its {key} is {was!r}, "
                                        f"this run's is {config.get(key)!r}")
             if self.existing.partial_bytes:
                 with open(self.path, "r+b") as f:

@@ -169,7 +169,8 @@ class CoqDocument:
         plus ``extra_flags``. Raises FileContextError with a one-line message."""
         p = Path(path)
         try:
-            source = p.read_text(encoding="utf-8")
+            with open(p, encoding="utf-8", newline="") as f:  # line ends kept: --write is byte-exact
+                source = f.read()
         except FileNotFoundError:
             raise FileContextError(f"no such file: {path}") from None
         except IsADirectoryError:
@@ -215,6 +216,13 @@ class CoqDocument:
                 parts = parts[1:]
         matches = [t for t in self.theorems if tuple(t.name.split("."))[-len(parts):] == parts]
         if not matches:
+            other = next((s for s in self.sentences
+                          if (m := _DECLARATION.match(_command(s))) and m.group(1) == parts[-1]), None)
+            if other is not None:
+                keyword = _command(other).split()[0]
+                raise FileContextError(f"{name!r} is a {keyword} in {self.path}, not a theorem: only Theorem, "
+                                       "Lemma, Fact, Remark, Corollary, Proposition, Property and Example are "
+                                       "proved")
             raise FileContextError(f"theorem {name!r} not found in {self.path}")
         if len(matches) > 1:
             distinct = sorted({t.name for t in matches})
@@ -373,12 +381,15 @@ class CoqFileTheorem(Theorem):
         body = "".join(f"  {_sentence(t)}\n" for t in tactics)
         return f"{self.opening_sentence()}\n{body}{self.proof_ending()}"
 
+    def _newline(self) -> str:
+        return "\r\n" if "\r\n" in self.document.source else "\n"
+
     def _replacement(self, tactics: list[str]) -> str:
-        indent = self._indent()
-        body = "".join(f"{indent}  {_sentence(t)}\n" for t in tactics)
+        indent, nl = self._indent(), self._newline()
+        body = "".join(f"{indent}  {_sentence(t)}{nl}" for t in tactics)
         if self.entry.opening is not None:
-            return f"\n{body}{indent}{self.proof_ending()}"
-        return f"\n{indent}Proof.\n{body}{indent}{self.proof_ending()}"
+            return f"{nl}{body}{indent}{self.proof_ending()}"
+        return f"{nl}{indent}Proof.{nl}{body}{indent}{self.proof_ending()}"
 
     def written(self, tactics: list[str], requires: tuple[str, ...] = (), after_proof: str = "") -> str:
         """The file's text with this proof in place of the old one: only the proof span changes, plus
@@ -398,7 +409,7 @@ class CoqFileTheorem(Theorem):
             line_start = src.rfind("\n", 0, at) + 1
             if not src[line_start:at].strip():
                 at = line_start
-            added = "".join(f"{r}\n" for r in requires)
+            added = "".join(f"{r}{self._newline()}" for r in requires)
         else:
             at, added = start, ""
         head = src[:at] + added + src[at:start]

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from ..base import CheckResult
 from ..process import WorkDir, run_once
 from .document import CoqFileTheorem
+from .project import logical_path_hint
 
 ASSUMPTIONS_FILE = "prover_assumptions"
 _HEADER = re.compile(r"^(\S.*):\s*$")
 _LOCATED = re.compile(r"Constant\s+(\S+)(?:\s*\(shorter name to refer to it in current context is\s+(\S+?)\))?")
-_COQC_ERROR = re.compile(r'File "[^"]*", line (\d+), characters (\d+)-(\d+):\s*\n(?:.*\n)*?Error:\s*(.*)', re.S)
+_COQC_LOCATION = re.compile(r'^File "[^"]*", line (\d+), characters \d+-\d+:\s*$', re.M)
 
 # The tactics of the default prelude, by the library that provides them; a written proof gets only the
 # libraries its own tactics need (checked by compiling), else the whole prelude.
@@ -85,7 +86,7 @@ def check_in_file(theorem: CoqFileTheorem, tactics: list[str], coqc: str, flags:
 
 
 def _names_to_locate(theorem: CoqFileTheorem, standard_axioms: tuple[str, ...]) -> list[str]:
-    names = [*standard_axioms, *theorem.allowed_axioms, *theorem.declared_axioms()]
+    names = [*standard_axioms, *theorem.allowed_axioms, *theorem.declared_axioms(), *theorem.admitted_before()]
     out: list[str] = []
     for n in names:
         base = n.split(".")[-1]
@@ -142,11 +143,13 @@ def _read(directory: str, name: str) -> str | None:
 def _coqc_failure(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, ...], output: str) -> str:
     """coqc's first error, placed (before the theorem, in its proof, or after it) by its line in the
     written file."""
-    m = _COQC_ERROR.search(output)
-    if not m:
+    located = first_error(output)
+    if located is None:
         return "coqc failed: " + " ".join(output.split())[-600:]
-    line = int(m.group(1))
-    error = " ".join(m.group(4).split())[:400]
+    line, error = located
+    missing = re.search(r"Cannot find (?:a physical path bound to logical path|library)\s+(\S+?)\.?(?:\s|$)", error)
+    if missing:
+        error += f" ({logical_path_hint(missing.group(1))})"
     text, statement, proof_end = theorem.compose(tactics, requires)
     where = f"line {line} of the written {os.path.basename(theorem.document.path)}"
     if line < text.count("\n", 0, statement) + 1:
@@ -154,6 +157,17 @@ def _coqc_failure(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[s
     if line <= text.count("\n", 0, proof_end) + 1:
         return f"coqc refused the proof ({where}): {error}"
     return f"the file does not compile after the theorem ({where}): {error}"
+
+
+def first_error(output: str) -> tuple[int, str] | None:
+    """The line and message of coqc's first error (warnings come in the same form, before it)."""
+    marks = list(_COQC_LOCATION.finditer(output))
+    for k, m in enumerate(marks):
+        block = output[m.end():marks[k + 1].start() if k + 1 < len(marks) else len(output)]
+        found = re.search(r"(?m)^Error:\s*(.*)", block, re.S)
+        if found:
+            return int(m.group(1)), " ".join(found.group(1).split())[:400]
+    return None
 
 
 def parse_locate(text: str) -> dict[str, str]:

@@ -43,8 +43,8 @@ class CoqProject:
     def for_file(cls, path: str | os.PathLike, extra_flags: tuple[str, ...] = (),
                  root: str | os.PathLike | None = None) -> "CoqProject":
         """The project of ``path`` (a .v file or a directory): the nearest ``_CoqProject`` at or above
-        it (or in ``root`` when given: a project directory or a _CoqProject file), then
-        ``extra_flags`` (the command line's), which come last so that they win."""
+        it (or at or above ``root`` when given: a project directory, a file in it, or a _CoqProject),
+        then ``extra_flags`` (the command line's), which come last so that they win."""
         found = _project_file_at(Path(root)) if root is not None else find_project_file(Path(path))
         flags: tuple[str, ...] = ()
         if found is not None:
@@ -57,12 +57,12 @@ class CoqProject:
 
 
 def _project_file_at(root: Path) -> Path | None:
-    if root.is_dir():
-        candidate = root / PROJECT_FILE
-        return candidate if candidate.is_file() else None
-    if root.is_file():
+    """``root`` itself when it is a _CoqProject file, else the nearest _CoqProject at or above it."""
+    if not root.exists():
+        raise ProjectError(f"no such project directory or file: {root}")
+    if root.is_file() and root.name == PROJECT_FILE:
         return root
-    raise ProjectError(f"no such project directory or _CoqProject: {root}")
+    return find_project_file(root)
 
 
 def find_project_file(start: Path) -> Path | None:
@@ -154,11 +154,13 @@ def coq_root(coqc: str = "coqc") -> Path:
 
 def installed_library_flags(path: str | os.PathLike, coqc: str = "coqc") -> tuple[str, ...]:
     """The mapping under which an installed library file compiles: none for the standard library
-    (``theories/``, mapped by Coq itself), ``-R <root>/user-contrib/<Lib> <Lib>`` for a user-contrib
+    (``theories/``, mapped by Coq itself; ``-noinit`` for ``theories/Init``), ``-R <root>/user-contrib/<Lib> <Lib>`` for a user-contrib
     library, so that its files' short ``Require``s (Coquelicot's ``Require Import Rcomplements``) resolve.
     A file elsewhere gets no flags."""
     root = coq_root(coqc).resolve()
     p = Path(path).resolve()
+    if p.parent == root / "theories" / "Init":
+        return ("-noinit",)  # the prelude's own files are compiled without the prelude
     contrib = root / "user-contrib"
     try:
         lib = p.relative_to(contrib).parts[0]
