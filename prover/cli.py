@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -18,12 +19,13 @@ from . import __version__
 from .backends.base import Theorem
 from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
-from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, BackendOptions, ConfigError, ModelOptions,
-                         make_backend, make_generator, make_scorer_for)
+from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError,
+                         ModelOptions, check_generator, make_backend, make_generator, make_scorer_for)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
 LEAN_BACKENDS = ("lean-repl", "leandojo")
+FILTER_BACKENDS = ("coq", "lean", "isabelle")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,6 +117,22 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                         "(default 1.0; 0 = a beam-search run)")
     m.add_argument("--max-new-tokens", type=_positive(int), default=ModelOptions().max_new_tokens,
                    help="longest tactic in tokens (default %(default)s)")
+    m.add_argument("--batch-states", type=_positive(int), default=ModelOptions().batch_states,
+                   help="states per model call, across workers when the model is served (memory: states x "
+                        "candidates sequences; default %(default)s)")
+    m.add_argument("--gather-ms", type=_non_negative_float, default=ModelOptions().gather_seconds * 1000,
+                   help="served model (minif2f, repl): ms a request waits for others to join its batch "
+                        "(default %(default)g)")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -151,7 +169,7 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens,
-                        args.knn_model)
+                        args.batch_states, args.gather_ms / 1000, args.knn_model)
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
@@ -206,22 +224,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_options(t)
     t.set_defaults(run=cmd_traces, backend="coq", json=False)
 
-    r = sub.add_parser("train", help="train a small local tactic model on a trace file",
-                       description="Train a byte-level BPE tokenizer and a small Llama-architecture model on "
-                       "(goals, next tactic) pairs, in the backend's prompt format; save both to DIR, "
-                       "which `prover prove --generator hf --model DIR` loads.")
-    r.add_argument("--data", metavar="TRACES.jsonl", help="trace file (from `prover traces`)")
+    r = sub.add_parser("train", help="train a tactic model on the Coq corpus or a trace file",
+                       description="Train a tactic model on (goals, next tactic) pairs in the backend's prompt "
+                       "format, the loss on the completion only, and save it to DIR, which `prover prove "
+                       "--generator hf --model DIR` loads. From scratch (a byte-level BPE tokenizer and a small "
+                       "Llama-architecture model), or from a local pretrained checkpoint (--base; --lora R "
+                       "trains LoRA adapters, merged into the saved weights). From a corpus directory (`prover "
+                       "corpus build`), one training theorem in 20 is kept for validation and the held-out "
+                       "files are never trained on; next-tactic accuracy on both is reported.")
+    r.add_argument("--data", metavar="CORPUS_DIR|TRACES.jsonl",
+                   help="a corpus directory (from `prover corpus build`) or a trace file (from `prover traces`)")
     r.add_argument("--out", metavar="DIR", help="output directory")
     r.add_argument("--backend", choices=("coq", "lean4", "isabelle"), default="coq",
-                   help="prompt format of the traces (default %(default)s)")
+                   help="prompt format of the traces (default %(default)s; a corpus is Coq)")
     dt = _train_defaults()
+    r.add_argument("--base", metavar="DIR", help="start from this local pretrained checkpoint (its tokenizer too)")
+    r.add_argument("--lora", type=_positive(int), metavar="R", help="with --base: train LoRA adapters of rank R")
     r.add_argument("--steps", type=_positive(int), default=dt.steps, help="optimizer steps (default %(default)s)")
     r.add_argument("--batch-size", type=_positive(int), default=dt.batch_size, help="default %(default)s")
-    r.add_argument("--lr", type=_positive(float), default=dt.lr, help="peak learning rate (default %(default)g)")
+    r.add_argument("--lr", type=_positive(float),
+                   help=f"peak learning rate (default {dt.lr:g} from scratch, 1e-3 with --lora, 1e-4 with --base)")
+    r.add_argument("--max-len", type=_positive(int), default=dt.max_len,
+                   help="examples longer than this many tokens are left out (default %(default)s)")
+    r.add_argument("--eval-limit", type=_positive(int), default=dt.eval_limit,
+                   help="validation and held-out steps evaluated at most, a seeded sample (default %(default)s)")
     r.add_argument("--vocab-size", type=_positive(int), default=dt.vocab_size, help="default %(default)s")
     r.add_argument("--hidden", type=_positive(int), default=dt.hidden, help="model width (default %(default)s)")
     r.add_argument("--layers", type=_positive(int), default=dt.layers, help="default %(default)s")
     r.add_argument("--heads", type=_positive(int), default=dt.heads, help="default %(default)s")
+    r.add_argument("--intermediate", type=_positive(int), default=dt.intermediate,
+                   help="MLP width (default %(default)s)")
     r.add_argument("--seed", type=int, default=dt.seed, help="default %(default)s")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.set_defaults(run=cmd_train)
@@ -265,6 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plot", metavar="FILE.png", help="draw cumulative proved vs wall time (matplotlib)")
     r.add_argument("--data", metavar="DIR", help="miniF2F directory, for the Rocq reference numbers")
     r.set_defaults(run=cmd_report)
+
+    f = sub.add_parser("filter", help="which candidate steps the search would refuse (JSON lines)",
+                       description="Read candidate steps, one JSON string per line, from FILE or stdin; "
+                       "print one JSON object per line: {\"accepted\": bool, \"reason\": why it is refused}. "
+                       "It is the backend's own step filter, the one the search applies before the prover "
+                       "sees a step. Exit code: 0, or 2 on a line that is not a JSON string.")
+    f.add_argument("file", nargs="?", help="input file (default: stdin)")
+    f.add_argument("--backend", choices=FILTER_BACKENDS, required=True, help="whose filter")
+    f.set_defaults(run=cmd_filter)
 
     isa = sub.add_parser("isabelle", help="Isabelle project tasks",
                          description="Isabelle project tasks (the bridge itself is --backend isabelle).")
@@ -322,6 +363,48 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--project", help="the Lake project (default: lean_project/ of this checkout)")
     lt.set_defaults(run=cmd_lean_trace)
     return parser
+
+
+def _step_filter(backend: str):
+    """(text) -> (accepted, reason): the filter the search applies for ``backend``."""
+    if backend == "coq":
+        from .backends.coq.text import check_tactic
+    elif backend == "lean":
+        from .backends.lean.text import check_tactic
+    else:
+        from .backends.isabelle.text import filter_step
+        return filter_step
+
+    def verdict(text: str) -> tuple[bool, str]:
+        accepted, why = check_tactic(text)
+        return accepted is not None, why
+    return verdict
+
+
+def cmd_filter(args: argparse.Namespace, console: Console) -> int:
+    verdict = _step_filter(args.backend)
+    try:
+        stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from None
+    with stream:
+        try:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                try:
+                    step = json.loads(line)
+                except json.JSONDecodeError:
+                    step = None
+                if not isinstance(step, str):
+                    raise ConfigError(f"line {number}: expected a JSON string (a candidate step), "
+                                      f"got {line.strip()[:80]}")
+                accepted, reason = verdict(step)
+                sys.stdout.write(json.dumps({"accepted": accepted, "reason": "" if accepted else reason}) + "\n")
+                sys.stdout.flush()
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"the input is not UTF-8 text: {e.reason}") from None
+    return 0
 
 
 def cmd_isabelle_setup(args: argparse.Namespace, console: Console) -> int:
@@ -609,35 +692,78 @@ def cmd_traces(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace, console: Console) -> int:
-    from .models.prompts import format_for
+def _training_data(args: argparse.Namespace):
+    """(train, valid, held-out steps, a summary) from a corpus directory or a trace file."""
+    from .models.corpus_examples import load_corpus
     from .models.traces import read_traces
-    from .models.train import TrainConfig, train
 
-    if not args.data or not args.out:
-        raise ConfigError("prover train needs --data TRACES.jsonl and --out DIR (or: prover train knn ...)")
+    path = Path(args.data)
+    if path.is_dir():
+        if args.backend != "coq":
+            raise ConfigError("a corpus directory holds Coq proofs: --backend coq")
+        try:
+            corpus = load_corpus(path)
+        except (OSError, ValueError) as e:
+            raise ConfigError(str(e)) from None
+        summary = {"corpus": str(path), "files": corpus.files, "train_steps": len(corpus.train),
+                   "valid_steps": len(corpus.valid), "held_out_steps": len(corpus.held_out),
+                   "refused_steps": corpus.refused}
+        if not corpus.train:
+            raise ConfigError(f"{args.data}: no training steps in the corpus (only held-out files?)")
+        return corpus.train, corpus.valid, corpus.held_out, summary
     try:
-        steps = read_traces(args.data)
-        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, vocab_size=args.vocab_size,
-                             hidden=args.hidden, layers=args.layers, heads=args.heads, seed=args.seed)
+        steps = read_traces(path)
+    except FileNotFoundError:
+        raise ConfigError(f"no such file or corpus directory: {args.data}") from None
     except OSError as e:
         raise ConfigError(f"cannot read {args.data}: {e.strerror}") from None
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if not steps:
         raise ConfigError(f"{args.data}: no steps to train on")
+    return steps, [], [], {"traces": str(path), "train_steps": len(steps)}
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from .models.prompts import format_for
+    from .models.train import TrainConfig, train
+
+    if not args.data or not args.out:
+        raise ConfigError("prover train needs --data and --out (or: prover train knn|scorer ...)")
+    if args.lora and not args.base:
+        raise ConfigError("--lora adapts a pretrained model: give --base DIR")
+    if args.base and not Path(args.base).is_dir():
+        raise ConfigError(f"base model directory not found: {args.base}")
+    lr = args.lr or (1e-3 if args.lora else 1e-4 if args.base else _train_defaults().lr)
+    try:
+        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=lr, vocab_size=args.vocab_size,
+                             hidden=args.hidden, layers=args.layers, heads=args.heads,
+                             intermediate=args.intermediate, max_len=args.max_len, seed=args.seed,
+                             lora_rank=args.lora or 0, eval_limit=args.eval_limit)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    steps, valid, held_out, summary = _training_data(args)
     with Progress(SpinnerColumn(), TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True,
                   disable=args.quiet) as bar:
         task = bar.add_task("train", total=config.steps, info="")
         try:
             report = train(steps, args.out, format_for(args.backend), config,
-                           on_step=lambda i, loss: bar.update(task, completed=i, info=f"loss {loss:.3f}"))
+                           on_step=lambda i, loss: bar.update(task, completed=i, info=f"loss {loss:.3f}"),
+                           valid=valid, held_out=held_out, base=args.base, data=summary)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    Console().print(f"trained {report.parameters:,} parameters on {report.examples} examples "
-                    f"({report.skipped} too long) in {report.seconds:.1f} s; loss {report.first_loss:.3f} -> "
-                    f"{report.final_loss:.3f}; saved to {report.out_dir}", highlight=False, soft_wrap=True)
+    out = Console()
+    how = f"LoRA rank {config.lora_rank} on {args.base}" if config.lora_rank else \
+        f"from {args.base}" if args.base else "from scratch"
+    out.print(f"trained {report.trainable_parameters:,} of {report.parameters:,} parameters ({how}) on "
+              f"{report.examples} examples ({report.skipped} too long) in {report.seconds:.1f} s; loss "
+              f"{report.first_loss:.3f} -> {report.final_loss:.3f}; saved to {report.out_dir}",
+              highlight=False, soft_wrap=True)
+    for name, ev in (("validation", report.valid), ("held-out", report.held_out)):
+        if ev is not None:
+            out.print(f"{name} next-tactic accuracy {100 * ev.accuracy:.1f}% of {ev.examples} steps "
+                      f"(loss {ev.loss:.3f} per token)", highlight=False)
     return 0
 
 
@@ -657,15 +783,16 @@ def cmd_bench_coqlib(args: argparse.Namespace, console: Console) -> int:
 def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
     from .runs.benchmark import run_benchmark
     from .runs.results import ResultsError
-    from .runs.runner import RunSpec
+    from .runs.runner import RunSpec, RunStopped
 
     if args.ray and args.ray_address:
         raise ConfigError("give --ray local or --ray-address, not both")
-    make_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
+    check_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
                    BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
                    model=model_options(args), online=args.online, trees=args.trees)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+    ray = args.ray_address or args.ray
     try:
         suite = make_suite(names)
         if suite.name == "coqlib" and suite.split == "test" and args.generator in LEARNED_GENERATORS:
@@ -674,13 +801,35 @@ def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
             if leaked:
                 raise ConfigError(f"{args.knn_model} was built from held-out files ({', '.join(leaked[:3])}"
                                   f"{', ...' if len(leaked) > 3 else ''}): it cannot be evaluated on them")
-        summary = run_benchmark(spec, suite, args.out, args.workers, args.resume, args.ray_address or args.ray,
-                                console, args.quiet)
+        with _served(spec, ray, args, console) as spec:  # a model: one service process for every worker
+            summary = run_benchmark(spec, suite, args.out, args.workers, args.resume, ray, console, args.quiet)
+    except RunStopped as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        return 1
     except (ResultsError, ValueError) as e:
         raise ConfigError(str(e)) from None
     Console().print(f"{summary['proved']}/{summary['total']} proved ({summary['ran']} run now); results in "
                     f"{args.out}", highlight=False)
     return 0
+
+
+@contextlib.contextmanager
+def _served(spec, ray, args: argparse.Namespace, console: Console):
+    """The run's spec with its model served by one generator service process (local runs)."""
+    from .runs.serving import served_model
+
+    if spec.generator not in MODEL_GENERATORS or ray or args.quiet:
+        with served_model(spec, bool(ray)) as served:
+            yield served
+        return
+    status = console.status(f"loading model {spec.model.model} into the generator service")
+    status.start()
+    try:
+        with served_model(spec, bool(ray)) as served:
+            status.stop()
+            yield served
+    finally:
+        status.stop()
 
 
 def _read_all(paths: list[str]):
@@ -738,8 +887,16 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
     defaults = Defaults(search_config(args), BackendOptions(args.check_timeout, args.memory_mb), args.backend,
                         args.generator, args.tactics)
     server = Server(ServerConfig(defaults, args.workers, args.keep_sessions, online=args.online),
-                    lambda name, backend, tactics: make_generator(name, backend, tactics, model_options(args)))
-    server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+                    _repl_generators(args))
+    try:
+        if args.generator in MODEL_GENERATORS:
+            with console.status(f"loading model {args.model} into the generator service"):
+                server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+        else:
+            server.generators.get(args.generator, args.backend, args.tactics)
+    except BaseException:
+        server.generators.close()
+        raise
     if args.port is None:
         return serve_stdio(server)
     try:
@@ -747,6 +904,25 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
             f"prover repl: listening on {host}:{port}", highlight=False))
     except OSError as e:
         raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror}") from None
+
+
+def _repl_generators(args: argparse.Namespace):
+    """The REPL's generator factory: a model is served by a generator service process (one per backend's
+    prompt), which batches concurrent requests and is started again if it dies; others run in-process."""
+    from .models.service import ServedModel, ServiceConfig
+
+    served: dict[str, ServedModel] = {}
+
+    def make(name: str, backend: str, tactics: str | None):
+        options = model_options(args)
+        if name not in MODEL_GENERATORS:
+            return make_generator(name, backend, tactics, options)
+        check_generator(name, backend, tactics, options)
+        if backend not in served:
+            served[backend] = ServedModel(ServiceConfig(backend, options))
+        return make_generator(name, backend, tactics, options, served=served[backend])
+
+    return make
 
 
 def cmd_client(args: argparse.Namespace, console: Console) -> int:

@@ -1,4 +1,5 @@
 """The proof corpus: tracing real library files, the held-out split, resumable builds, bad input."""
+import functools
 import json
 import os
 import signal
@@ -28,6 +29,12 @@ SMALL = [COQ / "theories/Init/Logic.v", COQ / "theories/Bool/Zerob.v", COQ / "th
          COQ / "theories/Wellfounded/Inverse_Image.v"]
 
 
+@functools.lru_cache(maxsize=None)
+def traced(path: Path):
+    """Each library file is traced once per test session (the traces are only read)."""
+    return trace_file(file_source(path))
+
+
 def proof_sentences(record: TheoremRecord) -> list[str]:
     """The proof as written, one clean sentence each, without Proof... and the final Qed/Defined."""
     sentences = [s.clean for s in split_sentences(record.proof)]
@@ -50,7 +57,7 @@ def by_theorem(records):
 @pytest.mark.parametrize("path", [FIX, NZMUL, DATATYPES], ids=lambda p: p.stem)
 def test_traced_tactics_spell_the_original_proofs(path):
     source = file_source(path)
-    trace = trace_file(source)
+    trace = traced(path)
     assert trace.error is None
     found = by_theorem(trace.records)
     qed_count = sum(s.clean in ("Qed.", "Defined.") for s in split_sentences(path.read_text()))
@@ -67,9 +74,9 @@ def test_traced_tactics_spell_the_original_proofs(path):
 
 
 def test_qualified_names_follow_modules_not_sections():
-    fix = by_theorem(trace_file(file_source(FIX)).records)
+    fix = by_theorem(traced(FIX).records)
     assert "Flocq.Core.FIX.generic_format_FIX" in fix  # inside Section RND_FIX: not part of the name
-    nzmul = by_theorem(trace_file(file_source(NZMUL)).records)
+    nzmul = by_theorem(traced(NZMUL).records)
     assert "Coq.Numbers.NatInt.NZMul.NZMulProp.mul_comm" in nzmul  # inside Module Type NZMulProp
     record, record_steps = nzmul["Coq.Numbers.NatInt.NZMul.NZMulProp.mul_comm"]
     assert [s.tactic for s in record_steps][:2] == ["intros n m; nzinduct n.", "-"]
@@ -79,7 +86,7 @@ def test_goals_are_those_the_backend_shows():
     """The first two states of a traced proof equal what CoqBackend gives a model on the theorem opened in
     its file context (the benchmark's way)."""
     source = file_source(FIX)
-    record, record_steps = by_theorem(trace_file(source).records)["Flocq.Core.FIX.generic_format_FIX"]
+    record, record_steps = by_theorem(traced(FIX).records)["Flocq.Core.FIX.generic_format_FIX"]
     theorem = CoqDocument.read(FIX, flags=source.flags).theorem("generic_format_FIX")  # the file context
     backend = CoqBackend(CoqConfig(prelude=""))
     try:

@@ -19,11 +19,21 @@ class Candidate:
         return self.logprob / max(1, self.num_tokens)
 
 
+class GeneratorError(RuntimeError):
+    """The model failed on a request (it stays up: other requests go on)."""
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The model is out of reach: its service process or actor died or never started. A run stops
+    cleanly on it; the REPL answers the request with an error and starts the service again."""
+
+
 class Generator(ABC):
     """Proposes tactics for a goal. Implementations: the portfolio, the Hugging Face LM, mixes."""
 
     name: str = "generator"
     model_id: str | None = None
+    concurrent: bool = False  # whether several threads may call it at once (a served model: yes)
 
     @abstractmethod
     def generate(self, goals: str, n: int) -> list[Candidate]:
@@ -37,6 +47,9 @@ class Generator(ABC):
         """Online learning: the (goals, tactic) steps of a proof found during the run. Generators that
         cannot learn ignore them; returns how many steps were taken in."""
         return 0
+
+    def close(self) -> None:
+        """Release what the generator holds (a served model: its service process)."""
 
 
 def rank_candidates(candidates: list[Candidate], n: int) -> list[Candidate]:

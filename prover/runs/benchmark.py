@@ -67,7 +67,8 @@ def run_benchmark(spec: RunSpec, suite: Suite, out: str, workers: int, resume: b
         done = log.existing.done
         todo = [j for j in jobs if (j.name, j.split) not in done]
         for r in log.existing.results:
-            counts["proved" if r.get("proved") else "failed"] += 1
+            if (r["name"], r.get("split", "")) in done:  # not the lines to run again
+                counts["proved" if r.get("proved") else "failed"] += 1
         columns = (TextColumn(f"[bold]{suite.title} {{task.fields[split]}}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("[green]{task.fields[proved]} proved[/] · [red]{task.fields[failed]} not[/]"),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())

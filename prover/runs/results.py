@@ -14,6 +14,9 @@ from pathlib import Path
 # Configuration keys that must match for --resume to append to a file.
 RESUME_KEYS = ("benchmark", "backend", "split", "generator", "model", "budgets", "online")
 RESUME_DEFAULTS = {"benchmark": "minif2f", "online": False}  # files written before the key existed
+# Lines that are no verdict on their theorem (the model's service died during it): --resume runs the
+# theorem again, and its new line replaces the old one for every reader.
+RERUN_REASONS = ("generator_unavailable",)
 
 
 class ResultsError(ValueError):
@@ -29,7 +32,8 @@ class ResultsFile:
 
     @property
     def done(self) -> set[tuple[str, str]]:
-        return {(r["name"], r.get("split", "")) for r in self.results}
+        return {(r["name"], r.get("split", "")) for r in self.results
+                if r.get("failure_reason") not in RERUN_REASONS}
 
 
 def read_results(path: str | Path) -> ResultsFile:
@@ -40,6 +44,7 @@ def read_results(path: str | Path) -> ResultsFile:
     except FileNotFoundError:
         raise ResultsError(f"no such results file: {p}") from None
     out = ResultsFile(p)
+    index: dict[tuple, int] = {}
     lines = data.split(b"\n")
     if lines and lines[-1] != b"":
         out.partial_bytes = len(lines[-1])
@@ -54,7 +59,12 @@ def read_results(path: str | Path) -> ResultsFile:
         if kind == "config":
             out.config = rec
         elif kind == "result":
-            out.results.append(rec)
+            key = (rec.get("name"), rec.get("split", ""))
+            if key in index:  # a theorem run again after a generator failure: the later line counts
+                out.results[index[key]] = rec
+            else:
+                index[key] = len(out.results)
+                out.results.append(rec)
         else:
             raise ResultsError(f"{p}:{number}: a line of unknown type {kind!r}")
     return out
