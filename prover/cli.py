@@ -158,6 +158,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "the next theorems, as in Tactician; recorded in the run's configuration")
     p.add_argument("--trees", metavar="DIR",
                    help="keep each theorem's search tree in DIR (training data for `prover train scorer`)")
+    p.add_argument("--learn-file", action="store_true",
+                   help="before each theorem of a file (coqlib), trace the proofs written before it in its file "
+                        "and let the generator (knn, combined) learn them for that theorem, as Tactician does")
 
 
 def _temperatures(text: str) -> tuple[float, ...]:
@@ -209,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an axiom the statement itself relies on, accepted by the full check (repeatable)")
     add_coq_project_options(p)
     add_search_options(p)
+    p.add_argument("--learn-file", action="store_true",
+                   help="FILE mode: trace the proofs written before the theorem in FILE and let the generator "
+                        "(knn, combined) learn them first, as Tactician does")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object with the result")
     out.add_argument("--write", action="store_true",
@@ -569,6 +575,9 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     theorem, span = _load_theorem(args)
     config = search_config(args)
     generator = _make_generator(args, console)
+    context = None
+    if args.learn_file:
+        context = _learn_file(args, theorem, generator, console)
     flags = _statement_flags(args) if span is None and args.backend == "coq" else ()
     backend = make_backend(args.backend, BackendOptions(args.check_timeout, args.memory_mb, flags))
     try:
@@ -588,7 +597,8 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     file_info = _file_info(result) if hasattr(span, "document") else {}  # a Coq file theorem
     if args.json:
         out = {"theorem": theorem.name, "backend": args.backend, "generator": generator.name,
-               "model": generator.model_id, "verified": result.proved, **result.to_dict(), **file_info}
+               "model": generator.model_id, "verified": result.proved, **result.to_dict(), **file_info,
+               **(context or {})}
         if args.write:
             out["written"] = backup is not None
             out["backup"] = backup
@@ -621,6 +631,26 @@ def _file_info(result: SearchResult) -> dict:
     check = result.check
     return {"added_imports": list(getattr(check, "requires", ())),
             "file_axioms": list(getattr(check, "file_axioms", ()))} if result.proved else {}
+
+
+def _learn_file(args: argparse.Namespace, theorem, generator, console: Console) -> dict:
+    """Let the generator learn the proofs written before the theorem in its file (--learn-file)."""
+    from .learning.context import earlier_proof_steps
+
+    if getattr(theorem, "document", None) is None:
+        raise ConfigError("--learn-file needs FILE --theorem NAME (a Coq file)")
+    quiet = args.quiet or args.json
+    if quiet:
+        context = earlier_proof_steps(theorem)
+    else:
+        with console.status("learning the proofs before the theorem in its file"):
+            context = earlier_proof_steps(theorem)
+    learned = generator.learn(context.steps)
+    if not quiet:
+        console.print(f"learned {learned} proof steps written before {theorem.name} ({context.seconds:.1f} s)"
+                      + (f"; tracing stopped early: {context.error}" if context.error else ""), highlight=False,
+                      soft_wrap=True)
+    return {"context_steps": learned, "context_seconds": round(context.seconds, 2), "context_error": context.error}
 
 
 def _make_generator(args: argparse.Namespace, console: Console):
@@ -797,7 +827,8 @@ def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
     check_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
                    BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
-                   model=model_options(args), online=args.online, trees=args.trees)
+                   model=model_options(args), online=args.online, trees=args.trees,
+                   learn_file=args.learn_file)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     ray = args.ray_address or args.ray
     try:

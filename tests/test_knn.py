@@ -272,3 +272,50 @@ def test_a_model_of_held_out_files_is_refused_on_the_held_out_benchmark(coq_slic
                 "--out", str(tmp_path / "r.jsonl"))
     assert r.returncode == 2 and "held-out" in r.stderr and "Coq.ZArith.Zbool" in r.stderr
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_learn_file_traces_only_the_proofs_before_the_theorem(coq_slice, tmp_path):
+    """--learn-file's steps are exactly the traced proof steps of the theorems above it in its file."""
+    from prover.backends.coq.document import CoqDocument
+    from prover.learning.context import earlier_proof_steps
+
+    zbool = coq_root() / "theories/ZArith/Zbool.v"
+    records = by_theorem(coq_slice, "Coq.ZArith.Zbool")
+    ordered = sorted(records.values(), key=lambda rs: rs[0].line)
+    target = ordered[len(ordered) // 2][0]
+    doc = CoqDocument.read(zbool, flags=())
+    theorem = doc.theorem(target.name)
+    context = earlier_proof_steps(theorem)
+    assert context.error is None
+    expected = [(s.goals, s.tactic) for r, ss in ordered if r.line < target.line for s in ss]
+    assert context.steps == expected and expected
+
+
+def test_a_coqlib_run_learns_each_theorems_file_for_that_theorem(model_file, tmp_path):
+    out = tmp_path / "r.jsonl"
+    r = run_cli("bench", "coqlib", "--split", "test", "--limit", "2", "--workers", "1", "--generator", "knn",
+                "--knn-model", str(model_file), "--learn-file", "--timeout", "10", "--out", str(out), "--quiet",
+                timeout=900)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["learn_file"] is True
+    for rec in lines[1:]:
+        assert rec["context_steps"] > 0 and rec["context_error"] is None
+
+
+def test_rollback_forgets_what_was_learned_for_one_theorem(coq_slice, model_file):
+    generator = KnnGenerator.load(model_file)
+    held = [(s.goals, s.tactic) for s in steps(coq_slice, "test") if usable_tactic(s.tactic)]
+    probe = held[:20]
+    before = [generator.generate(g, 8) for g, _ in probe]
+    size = generator.model.size
+    generator.learn(held[:5])  # permanent (online)
+    kept = [generator.generate(g, 8) for g, _ in probe]
+    mark = generator.checkpoint()
+    assert generator.learn(held[5:]) > 0
+    assert [generator.generate(g, 8) for g, _ in probe] != kept
+    generator.rollback(mark)
+    assert generator.model.size == size + 5
+    assert [generator.generate(g, 8) for g, _ in probe] == kept
+    generator.rollback(size)
+    assert [generator.generate(g, 8) for g, _ in probe] == before

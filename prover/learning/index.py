@@ -101,6 +101,27 @@ class FeatureIndex:
         self._refresh_idf()
         return sid
 
+    def truncate(self, size: int) -> None:
+        """Forget the states added after the first ``size`` (ids are handed out in order)."""
+        frozen = self.a.size
+        if size < frozen:
+            raise ValueError("the frozen part cannot be forgotten")
+        while len(self._extra_feats) > size - frozen:
+            sid = frozen + len(self._extra_feats) - 1
+            hashes = self._extra_feats.pop()
+            cols, _, known = self.idf_of(hashes)
+            for h, c, k in zip(hashes.tolist(), cols.tolist(), known.tolist()):
+                postings = self._extra_postings[h]
+                postings.pop()  # this state was the last to join every one of its postings
+                if not postings:
+                    del self._extra_postings[h]
+                if k:
+                    self._extra_df_cols[c] -= 1
+                    if not self._extra_df_cols[c]:
+                        del self._extra_df_cols[c]
+            assert sid == frozen + len(self._extra_feats)
+        self._refresh_idf()
+
     def query(self, hashes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Ids and similarities of the ``k`` most similar stored states, best first."""
         hashes = np.asarray(hashes, dtype=np.int64)

@@ -205,6 +205,17 @@ class KnnModel:
             s.logprob = math.log(s.votes / total)
         return ranked
 
+    def forget_after(self, size: int) -> None:
+        """Forget the states learned after the model held ``size`` (a theorem's file context)."""
+        frozen = len(self._tactic_of)
+        self.index.truncate(size)
+        keep = size - frozen
+        del self._extra_tactic_of[keep:]
+        del self._extra_contexts[keep:]
+        for sid in [s for s in self._used_cache if s >= size]:
+            del self._used_cache[sid]
+        self.learned = min(self.learned, keep)
+
     def _rank_key(self, s: Suggestion) -> tuple:
         if self.config.ranking == "max":
             return (-s.best, -s.votes)

@@ -48,6 +48,14 @@ class Generator(ABC):
         cannot learn ignore them; returns how many steps were taken in."""
         return 0
 
+    def checkpoint(self) -> object:
+        """A mark of what the generator has learned so far (see ``rollback``)."""
+        return None
+
+    def rollback(self, mark: object) -> None:
+        """Forget what was learned since ``mark``: steps learned for one theorem only (its file's
+        earlier proofs) must not stay for the next."""
+
     def close(self) -> None:
         """Release what the generator holds (a served model: its service process)."""
 

@@ -51,3 +51,10 @@ class CombinedGenerator(Generator):
 
     def learn(self, steps: list[tuple[str, str]]) -> int:
         return max((g.learn(steps) for g, _ in self.parts), default=0)
+
+    def checkpoint(self) -> object:
+        return tuple(g.checkpoint() for g, _ in self.parts)
+
+    def rollback(self, mark: object) -> None:
+        for (g, _), m in zip(self.parts, mark):
+            g.rollback(m)

@@ -26,3 +26,9 @@ class KnnGenerator(Generator):
 
     def learn(self, steps: list[tuple[str, str]]) -> int:
         return sum(self.model.learn(goals, tactic) for goals, tactic in steps)
+
+    def checkpoint(self) -> object:
+        return self.model.size
+
+    def rollback(self, mark: object) -> None:
+        self.model.forget_after(int(mark))

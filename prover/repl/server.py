@@ -63,6 +63,14 @@ class SharedGenerator(Generator):
         with self._lock:
             return self.inner.learn(steps)
 
+    def checkpoint(self) -> object:
+        with self._lock:
+            return self.inner.checkpoint()
+
+    def rollback(self, mark: object) -> None:
+        with self._lock:
+            self.inner.rollback(mark)
+
     def close(self) -> None:
         self.inner.close()
 

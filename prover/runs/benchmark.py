@@ -52,7 +52,8 @@ def coqlib_suite(backend: str, split: str, names: list[str] | None, limit: int |
 def run_config(spec: RunSpec, suite: Suite, workers: int, ray: str | None) -> dict:
     return {"benchmark": suite.name, "backend": spec.backend, "split": suite.split, "generator": spec.generator,
             "tactics_file": spec.tactics_file, "model": spec.model.model, "model_options": asdict(spec.model),
-            "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online, "trees": spec.trees,
+            "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online, "learn_file": spec.learn_file,
+            "trees": spec.trees,
             "versions": spec.versions, **suite.config,
             "workers": workers, "ray": ray, "started_at": time.time(), "search": asdict(spec.search)}
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Configuration keys that must match for --resume to append to a file.
-RESUME_KEYS = ("benchmark", "backend", "split", "generator", "model", "budgets", "online")
-RESUME_DEFAULTS = {"benchmark": "minif2f", "online": False}  # files written before the key existed
+RESUME_KEYS = ("benchmark", "backend", "split", "generator", "model", "budgets", "online", "learn_file")
+RESUME_DEFAULTS = {"benchmark": "minif2f", "online": False, "learn_file": False}  # files written before the key existed
 # Lines that are no verdict on their theorem (the model's service died during it): --resume runs the
 # theorem again, and its new line replaces the old one for every reader.
 RERUN_REASONS = ("generator_unavailable",)

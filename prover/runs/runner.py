@@ -43,6 +43,7 @@ class RunSpec:
     model: ModelOptions = field(default_factory=ModelOptions)  # for --generator hf|mix
     online: bool = False  # proofs found earlier in the run join the generator before later theorems
     trees: str | None = None  # directory for each theorem's search tree (node scorer training data)
+    learn_file: bool = False  # the proofs before a file theorem join the generator for that theorem
     # Where the served model is (a SocketAddress or a RayModelAddress); None: each worker loads its own.
     service: object | None = None
 
@@ -100,6 +101,15 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
     start = time.monotonic()
     if job.learn:
         generator.learn(list(job.learn))
+    mark = None
+    if spec.learn_file:
+        from ..learning.context import earlier_proof_steps
+
+        context = earlier_proof_steps(job.theorem)
+        if context is not None:
+            mark = generator.checkpoint()
+            record.update(context_steps=generator.learn(context.steps), context_seconds=round(context.seconds, 2),
+                          context_error=context.error)
     try:
         result = search(job.theorem, backend, generator, spec.search, scorer=make_scorer_for(spec.search))
         if spec.trees and result.tree is not None:
@@ -117,6 +127,9 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
         record.update(proved=False, verified=False, proof="", tactics=[], expansions=0, tactic_calls=0,
                       elapsed=time.monotonic() - start, failure_reason="crash",
                       failure_message=f"{type(e).__name__}: {e}")
+    finally:
+        if mark is not None:
+            generator.rollback(mark)
     record["worker_pid"] = os.getpid()
     record["finished_at"] = time.time()
     return record
