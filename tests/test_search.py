@@ -1,6 +1,7 @@
 """Best-first search against real Coq."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 
@@ -8,7 +9,7 @@ import networkx as nx
 import pytest
 
 from prover.backends.base import Theorem
-from prover.backends.coq.backend import CoqBackend
+from prover.backends.coq.backend import CoqBackend, CoqConfig
 from prover.models.base import Candidate, Generator, rank_candidates
 from prover.models.portfolio import PortfolioGenerator
 from prover.search.best_first import SearchConfig, search, step_cost
@@ -74,23 +75,42 @@ class KillingGenerator(Generator):
     """Kills the prover process on its second call, as an outside kill -9 would."""
     name = "killer"
 
-    def __init__(self, backend):
-        self.backend, self.calls = backend, 0
+    def __init__(self, backend, tactics=("intros", "split", "reflexivity")):
+        self.backend, self.calls, self.tactics = backend, 0, tactics
 
     def generate(self, goals, n):
         self.calls += 1
         if self.calls == 2:
             os.kill(self.backend.pid, signal.SIGKILL)
-        return [Candidate("intros", -0.1), Candidate("split", -0.2)]
+        return [Candidate(t, -0.1 * (i + 1)) for i, t in enumerate(self.tactics)]
 
 
-def test_killing_coqtop_mid_search_ends_with_crash():
+def test_killing_coqtop_mid_search_restarts_it_and_the_search_goes_on():
     backend = CoqBackend()
     try:
         theorem = Theorem("k", "Theorem k : forall n : nat, n = n /\\ n = n.")
         result = search(theorem, backend, KillingGenerator(backend), QUICK)
+        assert result.proved, result.failure_message
+        assert backend.restarts >= 1
+    finally:
+        backend.close()
+
+
+def test_search_ends_with_crash_only_when_restarts_keep_failing(tmp_path):
+    coqtop = tmp_path / "coqtop"
+    coqtop.symlink_to(shutil.which("coqtop"))
+    backend = CoqBackend(CoqConfig(coqtop=str(coqtop), max_restarts=2))
+    try:
+        class Breaker(KillingGenerator):
+            def generate(self, goals, n):
+                if self.calls == 1:
+                    coqtop.unlink()  # no coqtop to restart with from now on
+                return super().generate(goals, n)
+
+        theorem = Theorem("k", "Theorem k : forall n : nat, n = n /\\ n = n.")
+        result = search(theorem, backend, Breaker(backend), QUICK)
         assert not result.proved and result.failure_reason == "crash"
-        assert "coqtop" in result.failure_message
+        assert "could not be restarted" in result.failure_message and backend.restarts == 2
     finally:
         backend.close()
 
