@@ -1,6 +1,7 @@
 """`prover minif2f`: load the benchmark, skip what a resumed file holds, run, log, show progress."""
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,10 +19,13 @@ SYSTEM_OF_BACKEND = {"coq": "coq", "lean-repl": "lean4", "leandojo": "lean4", "i
 def run_config(spec: RunSpec, split: str | None, data_dir: Path, jobs: list[Job], workers: int,
                ray: str | None) -> dict:
     commits = sorted({j.source.get("commit") for j in jobs if j.source.get("commit")})
+    tactics_sha256 = None
+    if spec.tactics_file:  # the same path with other tactics in it is another configuration
+        tactics_sha256 = hashlib.sha256(Path(spec.tactics_file).read_bytes()).hexdigest()
     return {"backend": spec.backend, "split": split, "generator": spec.generator,
-            "tactics_file": spec.tactics_file, "model": spec.model.model, "model_options": asdict(spec.model),
-            "budgets": spec.budgets(), "seed": spec.seed,
-            "versions": spec.versions, "data_dir": str(data_dir), "dataset_commits": commits,
+            "tactics_file": spec.tactics_file, "tactics_sha256": tactics_sha256, "model": spec.model.model,
+            "model_options": asdict(spec.model), "budgets": spec.budgets(), "seed": spec.seed,
+            "versions": spec.versions, "data_dir": str(Path(data_dir).resolve()), "dataset_commits": commits,
             "workers": workers, "ray": ray, "started_at": time.time(),
             "search": asdict(spec.search)}
 

@@ -11,8 +11,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Configuration keys that must match for --resume to append to a file.
-RESUME_KEYS = ("backend", "split", "generator", "model", "budgets")
+# Every setting that changes results must match for --resume to append to a file ("a.b": key b of
+# the dict at a). Not compared: workers, Ray, grace, the device (same model, same decoding), and
+# the tactics file's path (its content is: tactics_sha256).
+RESUME_KEYS = ("backend", "split", "generator", "tactics_sha256", "model",
+               "model_options.decoding", "model_options.temperatures", "model_options.max_new_tokens",
+               "budgets", "seed", "data_dir")
+
+
+def _setting(config: dict, key: str):
+    value = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return json.loads(json.dumps(value))  # as the file holds it: tuples are lists
 
 
 class ResultsError(ValueError):
@@ -71,9 +82,9 @@ class ResultsLog:
             self.existing = read_results(self.path)
             old = self.existing.config or {}
             for key in RESUME_KEYS:
-                if key in config and old.get(key) != config.get(key):
-                    raise ResultsError(f"cannot resume {self.path}: its {key} is {old.get(key)!r}, "
-                                       f"this run's is {config.get(key)!r}")
+                if key.split(".")[0] in config and _setting(old, key) != _setting(config, key):
+                    raise ResultsError(f"cannot resume {self.path}: its {key} is {_setting(old, key)!r}, "
+                                       f"this run's is {_setting(config, key)!r}")
             if self.existing.partial_bytes:
                 with open(self.path, "r+b") as f:
                     f.truncate(self.path.stat().st_size - self.existing.partial_bytes)
