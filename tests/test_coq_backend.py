@@ -63,10 +63,14 @@ def test_a_tactic_that_changes_nothing_still_reports_goals(coq):
 
 def test_looping_tactic_is_cut_at_the_tactic_timeout(coq):
     root = coq.open(NAT)
+    pid = coq.pid
     start = time.monotonic()
     out = coq.apply(root, LOOP, 1)
-    assert isinstance(out, TimedOut)
-    assert time.monotonic() - start < 1 + coq.config.grace
+    took = time.monotonic() - start
+    # Cut by Coq's own Timeout (or SIGINT), not by a restart. The loop never ends on its own, so any
+    # finite time shows the cut; the bound is only generous (a loaded machine answers late).
+    assert isinstance(out, TimedOut) and coq.pid == pid and coq.restarts == 0
+    assert 1 <= out.seconds and took < 30, took
     assert isinstance(coq.apply(root, "intros; lia", 5), Finished)
 
 
