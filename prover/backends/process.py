@@ -62,6 +62,51 @@ class WorkDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+class TempRoot:
+    """A private temporary directory for everything one prover command creates (its provers' working
+    directories included), made the process's TMPDIR, and removed when the command ends however it
+    ends: by the command itself, or, when the command is killed (SIGKILL included), by a guardian
+    process that waits for the end of a pipe only the command holds open.
+    """
+
+    def __init__(self, prefix: str = "prover-run-") -> None:
+        self.path = tempfile.mkdtemp(prefix=prefix)
+        read_end, self._write_end = os.pipe()  # not inherited by other children (close_fds)
+        try:
+            self._guard = subprocess.Popen(["sh", "-c", 'read _; rm -rf -- "$1"', "prover-tmp-guard", self.path],
+                                           stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           start_new_session=True)  # a Ctrl-C is not for it
+        except OSError:
+            os.close(self._write_end)
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        finally:
+            os.close(read_end)
+        self._previous = (tempfile.tempdir, os.environ.get("TMPDIR"))
+        tempfile.tempdir = self.path
+        os.environ["TMPDIR"] = self.path
+
+    def close(self) -> None:
+        tempdir, env = self._previous
+        tempfile.tempdir = tempdir
+        if env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = env
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._write_end)  # the guardian reads the end and exits
+        try:
+            self._guard.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._guard.kill()
+
+    def __enter__(self) -> "TempRoot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def stop_group(pid: int, grace: float = 1.0) -> None:
     """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0.0)):
