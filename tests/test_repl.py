@@ -16,6 +16,7 @@ import pytest
 
 from prover.backends.base import Finished, Next, Theorem
 from prover.backends.coq.backend import CoqBackend
+from prover.backends.process import GUARD_NAME
 from prover.components import make_generator
 from prover.repl.client import ReplClient
 
@@ -35,11 +36,21 @@ def _env() -> dict:
 
 
 def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (the REPL's provers: coqtop, coqc), zombies included."""
+    """Every process below ``pid`` (the REPL's provers: coqtop, coqc), zombies included; not the
+    guardian of its temp directory, which lives as long as the REPL."""
+    found = set()
     try:
-        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+        children = psutil.Process(pid).children(recursive=True)
     except psutil.Error:
-        return set()
+        return found
+    for p in children:
+        try:
+            if GUARD_NAME in p.cmdline():
+                continue
+        except psutil.Error:
+            pass
+        found.add(p.pid)
+    return found
 
 
 class Repl:
@@ -498,22 +509,20 @@ def _tcp_repl(*args: str):
     return proc, int(line.rsplit(":", 1)[1])
 
 
-def test_tcp_client_that_disconnects_mid_request_leaves_no_prover() -> None:
+def test_tcp_client_that_disconnects_mid_request_leaves_no_prover(tmp_path: Path) -> None:
     proc, port = _tcp_repl()
     try:
-        hard = "Theorem hard : forall n m : nat, n * n + m * m = 3 * n * m + 7 -> False."
         sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        sock.sendall((json.dumps({"id": "gone", "cmd": "prove", "statement": hard, "timeout": 300,
-                                  "max_expansions": 1000}) + "\n").encode())
-        reader = sock.makefile("rb")
-        first = json.loads(reader.readline())  # running: it reports progress
-        assert first["type"] == "progress"
-        assert _live_provers(proc.pid)
-        reader.close()
+        # Inside a tactic that runs for minutes, with no progress to send: only the disconnect can end it.
+        sock.sendall((json.dumps({"id": "gone", "cmd": "prove", "statement": "Theorem gone : True.",
+                                  "tactics_file": _spin_file(tmp_path), "tactic_timeout": 300, "timeout": 300,
+                                  "progress": False}) + "\n").encode())
+        assert _wait(lambda: _live_provers(proc.pid)), "no prover process started"
+        time.sleep(1.0)
         sock.close()  # gone without a word, mid-request
         # Nobody is left to read the answer: the request is stopped with its prover, well before its
         # 300 s budget, and the server goes on serving others.
-        assert _wait(lambda: not _live_provers(proc.pid), 60), "the prover outlived its client"
+        assert _wait(lambda: not _live_provers(proc.pid), 30), "the prover outlived its client"
         with ReplClient.connect(port) as other:
             reply = other.request("suggest", goal="x : nat\n============================\nx = x", n=1, timeout=30)
             assert reply["type"] == "suggestions"

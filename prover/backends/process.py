@@ -62,6 +62,9 @@ class WorkDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+GUARD_NAME = "prover-tmp-guard"  # the guardian's $0: how it shows in a process list
+
+
 class TempRoot:
     """A private temporary directory for everything one prover command creates (its provers' working
     directories included), made the process's TMPDIR, and removed when the command ends however it
@@ -73,7 +76,7 @@ class TempRoot:
         self.path = tempfile.mkdtemp(prefix=prefix)
         read_end, self._write_end = os.pipe()  # not inherited by other children (close_fds)
         try:
-            self._guard = subprocess.Popen(["sh", "-c", 'read _; rm -rf -- "$1"', "prover-tmp-guard", self.path],
+            self._guard = subprocess.Popen(["sh", "-c", 'read _; rm -rf -- "$1"', GUARD_NAME, self.path],
                                            stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                            start_new_session=True)  # a Ctrl-C is not for it
         except OSError:
