@@ -365,6 +365,9 @@ def test_repl_checks_file_theorems_with_their_project_and_statements_with_flags(
                                    header="Require Import Reals Rcomplements.\nOpen Scope R_scope.",
                                    coq_flags=["-R", str(COQUELICOT), "Coquelicot"], timeout=300)
         assert statement["ok"], statement
+        tactics = tactics_file(tmp_path, [*proof, "auto"])
+        proved = client.request("prove", file=str(path), theorem="iter_iter'", tactics_file=tactics, timeout=300)
+        assert proved["type"] == "result" and proved["verified"], proved
         missing = client.request("suggest", file=str(path), theorem="no_such", timeout=60)
         assert missing["type"] == "error" and "not found" in missing["message"]
         client.shutdown(timeout=60)
