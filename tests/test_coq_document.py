@@ -73,7 +73,7 @@ def test_ellipsis_and_goal_selector_braces_end_sentences():
 # -- structure: scopes, qualified names, proofs --------------------------------------------------------------
 SOURCE = """Require Import Arith.
 Module Type T. Parameter x : nat. End T.
-Module F (X : T) (Y Z : T) <: T.
+Module F (X : T) (Import Y Z : T) <: T.
   Definition x := 0.
   Section S.
     Variable n : nat.
