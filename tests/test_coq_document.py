@@ -146,7 +146,8 @@ def test_first_error_skips_warnings_and_assumption_blocks_are_read():
     assert parse_assumptions(report) == {"Section Variables": ["H", "A"], "Axioms": ["adm", "long"]}
     assert parse_assumptions("Closed under the global context") == {}
     located = parse_locate("Constant Audit.classic\nConstant Coq.Logic.Classical_Prop.classic\n"
-                           "  (shorter name to refer to it in current context is Classical_Prop.classic)\n")
+                           "  (shorter name to refer to it in current context is Classical_Prop.classic)\n",
+                           "classic")
     assert located == {"classic": "Audit.classic", "Classical_Prop.classic": "Coq.Logic.Classical_Prop.classic"}
 
 

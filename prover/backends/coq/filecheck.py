@@ -86,6 +86,8 @@ def check_in_file(theorem: CoqFileTheorem, tactics: list[str], coqc: str, flags:
 
 
 def _names_to_locate(theorem: CoqFileTheorem, standard_axioms: tuple[str, ...]) -> list[str]:
+    """Names Print Assumptions may print, to resolve to full paths: the axioms the audit can accept or
+    name, by their last component."""
     names = [*standard_axioms, *theorem.allowed_axioms, *theorem.declared_axioms(), *theorem.admitted_before()]
     out: list[str] = []
     for n in names:
@@ -95,40 +97,67 @@ def _names_to_locate(theorem: CoqFileTheorem, standard_axioms: tuple[str, ...]) 
     return out
 
 
-def check_commands(theorem: CoqFileTheorem, standard_axioms: tuple[str, ...]) -> str:
-    """What the check inserts after `Qed.`, on the same line."""
+def check_commands(theorem: CoqFileTheorem, names: list[str]) -> str:
+    """What the check inserts after `Qed.`, on the same line: Print Assumptions, and Locate of each name."""
     cmds = [f'Redirect "{ASSUMPTIONS_FILE}" Print Assumptions {theorem.short_name}.']
-    cmds += [f'Redirect "prover_locate_{i}" Locate {b}.'
-             for i, b in enumerate(_names_to_locate(theorem, standard_axioms))]
+    cmds += [f'Redirect "prover_locate_{i}" Locate {name}.' for i, name in enumerate(names)]
     return " " + " ".join(cmds)
 
 
-def _compile(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, ...], coqc: str,
-             flags: tuple[str, ...], limits, timeout: float, standard_axioms: tuple[str, ...]) -> FileCheckResult:
-    written = theorem.written(tactics, requires)
-    source = theorem.written(tactics, requires, check_commands(theorem, standard_axioms))
+@dataclass(frozen=True)
+class _Compiled:
+    run: object  # CompletedRun
+    source: str
+    report: str | None  # Print Assumptions output
+    located: dict  # printed name -> full path
+
+
+def _run_coqc(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, ...], names: list[str],
+              coqc: str, flags: tuple[str, ...], limits, timeout: float) -> _Compiled:
+    source = theorem.written(tactics, requires, check_commands(theorem, names))
     module = theorem.document.module
     work = WorkDir("prover-check-")
     try:
         with open(os.path.join(work.path, f"{module}.v"), "w", encoding="utf-8") as f:
             f.write(source)
         run = run_once([coqc, "-q", *flags, *theorem.flags, f"{module}.v"], work.path, limits, timeout)
-        base = dict(elapsed=run.elapsed, source=source, requires=requires, written=written)
-        if run.timed_out:
-            return FileCheckResult(False, f"coqc ran past {timeout:.0f} s", **base)
-        if run.returncode != 0:
-            return FileCheckResult(False, _coqc_failure(theorem, tactics, requires, run.stderr + run.stdout),
-                                   **base)
         report = _read(work.path, f"{ASSUMPTIONS_FILE}.out")
-        located = {}
-        for name in os.listdir(work.path):
-            if name.startswith("prover_locate_") and name.endswith(".out"):
-                located.update(parse_locate(_read(work.path, name) or ""))
+        located: dict[str, str] = {}
+        for i, name in enumerate(names):
+            located.update(parse_locate(_read(work.path, f"prover_locate_{i}.out") or "", name))
     finally:
         work.cleanup()
-    if report is None:
+    return _Compiled(run, source, report, located)
+
+
+def _compile(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, ...], coqc: str,
+             flags: tuple[str, ...], limits, timeout: float, standard_axioms: tuple[str, ...]) -> FileCheckResult:
+    """Compile the written file and audit the proof. Print Assumptions prints each name as it is
+    reachable there (``compare_spec`` for a field of a functor parameter bound with Import): a name the
+    first compilation could not resolve is located by a second one."""
+    written = theorem.written(tactics, requires)
+    names = _names_to_locate(theorem, standard_axioms)
+    done = _run_coqc(theorem, tactics, requires, names, coqc, flags, limits, timeout)
+    run = done.run
+    base = dict(elapsed=run.elapsed, source=done.source, requires=requires, written=written)
+    if run.timed_out:
+        return FileCheckResult(False, f"coqc ran past {timeout:.0f} s", **base)
+    if run.returncode != 0:
+        return FileCheckResult(False, _coqc_failure(theorem, tactics, requires, run.stderr + run.stdout), **base)
+    if done.report is None:
         return FileCheckResult(False, "Print Assumptions gave no output", compiled=True, **base)
-    ok, axioms, file_axioms, message = audit_in_file(report, located, theorem, standard_axioms)
+    located = dict(done.located)
+    try:
+        printed = parse_assumptions(done.report).get("Axioms", [])
+    except ValueError:
+        printed = []
+    unresolved = [p for p in printed if p not in located and p.split(".")[0] not in theorem.functor_params()]
+    if unresolved:
+        again = _run_coqc(theorem, tactics, requires, unresolved, coqc, flags, limits, timeout)
+        if again.run.returncode == 0:
+            located.update(again.located)
+        base["elapsed"] += again.run.elapsed
+    ok, axioms, file_axioms, message = audit_in_file(done.report, located, theorem, standard_axioms)
     return FileCheckResult(ok, message, axioms, compiled=True, file_axioms=file_axioms, **base)
 
 
@@ -170,12 +199,13 @@ def first_error(output: str) -> tuple[int, str] | None:
     return None
 
 
-def parse_locate(text: str) -> dict[str, str]:
-    """Locate output: printed short name -> full path of each constant listed."""
+def parse_locate(text: str, query: str) -> dict[str, str]:
+    """`Locate query` output: the name each listed constant is printed as there -> its full path. The
+    one ``query`` itself reaches is listed without a "shorter name" note."""
     out: dict[str, str] = {}
     for m in _LOCATED.finditer(text):
         full, shorter = m.group(1), m.group(2)
-        out.setdefault(shorter or full.split(".")[-1], full)
+        out.setdefault(shorter or query, full)
     return out
 
 
@@ -228,7 +258,8 @@ def audit_in_file(report: str, located: dict[str, str], theorem: CoqFileTheorem,
         for printed in names:
             full = located.get(printed)
             base = printed.split(".")[-1]
-            if printed.split(".")[0] in params and "." in printed:
+            if (printed.split(".")[0] in params and "." in printed) or \
+                    (full and "." in full and full.split(".")[0] in params):
                 continue  # a field of a functor parameter: an argument of the functor, not an axiom
             if printed in allowed or (full and any(full == a or full.endswith("." + a) for a in allowed)):
                 axioms.append(printed)
