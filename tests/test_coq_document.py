@@ -158,3 +158,13 @@ def test_crlf_files_keep_their_line_ends(tmp_path):
     assert theorem.written(["reflexivity"]).encode() == (
         b"Require Import Arith.\r\nLemma t : 1 = 1.\r\nProof.\r\n  reflexivity.\r\nQed.\r\n"
         b"Lemma u : True.\r\nAdmitted.\r\n")
+
+
+def test_names_left_unresolved_are_located_as_printed_then_qualified():
+    from prover.backends.coq.filecheck import _locate_plans
+
+    located = {"Uint63.sub_spec": "Coq.Numbers.Cyclic.Int63.Uint63.sub_spec"}
+    plans = _locate_plans(["lor", "PrimInt63.ltb"], located)
+    assert plans[0] == ["lor", "PrimInt63.ltb"]  # `Locate lor` is a syntax error where lor is an infix
+    assert set(plans[1]) == {"PrimInt63.ltb", "Uint63.lor", "PrimInt63.lor"}
+    assert _locate_plans([], located) == []

@@ -23,6 +23,9 @@ from .document import CoqFileTheorem
 from .project import logical_path_hint
 
 ASSUMPTIONS_FILE = "prover_assumptions"
+# Coq's primitive integers, floats and arrays: kernel primitives and the standard library's axioms that
+# specify them (Uint63.add_spec, ...). Part of Coq's trusted base, like the standard axioms.
+PRIMITIVE_LIBRARIES = ("Coq.Numbers.Cyclic.Int63.", "Coq.Floats.", "Coq.Array.")
 _HEADER = re.compile(r"^(\S.*):\s*$")
 _LOCATED = re.compile(r"Constant\s+(\S+)(?:\s*\(shorter name to refer to it in current context is\s+(\S+?)\))?")
 _COQC_LOCATION = re.compile(r'^File "[^"]*", line (\d+), characters \d+-\d+:\s*$', re.M)
@@ -112,6 +115,19 @@ class _Compiled:
     located: dict  # printed name -> full path
 
 
+def _locate_plans(unresolved: list[str], located: dict[str, str]) -> list[list[str]]:
+    """The Locate commands that resolve the names left: the names themselves; or, when one of them is a
+    notation's keyword (PrimInt63's ``lor``: `Locate lor` is a syntax error that stops coqc), each bare
+    name qualified by the modules the other names come from (`Locate PrimInt63.lor`)."""
+    if not unresolved:
+        return []
+    modules = {full.split(".")[-2] for full in located.values() if full.count(".") >= 1}
+    modules |= {name.split(".")[-2] for name in unresolved if "." in name}
+    qualified = [n for n in unresolved if "." in n]
+    qualified += [f"{m}.{n}" for n in unresolved if "." not in n for m in sorted(modules)]
+    return [unresolved, qualified] if qualified != unresolved else [unresolved]
+
+
 def _run_coqc(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, ...], names: list[str],
               coqc: str, flags: tuple[str, ...], limits, timeout: float) -> _Compiled:
     source = theorem.written(tactics, requires, check_commands(theorem, names))
@@ -152,11 +168,12 @@ def _compile(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, .
     except ValueError:
         printed = []
     unresolved = [p for p in printed if p not in located and p.split(".")[0] not in theorem.functor_params()]
-    if unresolved:
-        again = _run_coqc(theorem, tactics, requires, unresolved, coqc, flags, limits, timeout)
+    for names in _locate_plans(unresolved, located):
+        again = _run_coqc(theorem, tactics, requires, names, coqc, flags, limits, timeout)
+        base["elapsed"] += again.run.elapsed
         if again.run.returncode == 0:
             located.update(again.located)
-        base["elapsed"] += again.run.elapsed
+            break
     ok, axioms, file_axioms, message = audit_in_file(done.report, located, theorem, standard_axioms)
     return FileCheckResult(ok, message, axioms, compiled=True, file_axioms=file_axioms, **base)
 
@@ -265,6 +282,8 @@ def audit_in_file(report: str, located: dict[str, str], theorem: CoqFileTheorem,
                 axioms.append(printed)
             elif full and full.startswith("Coq.") and any(full.endswith("." + s) for s in standard_axioms):
                 axioms.append(next(s for s in standard_axioms if full.endswith("." + s)))
+            elif full and full.startswith(PRIMITIVE_LIBRARIES):
+                axioms.append(printed)
             elif full and full.startswith(module + ".") and base in admitted:
                 refused.append(f"{printed} (admitted in this file)")
             elif full and full.startswith(module + ".") and base in declared:
