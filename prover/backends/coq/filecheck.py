@@ -6,8 +6,10 @@ private directory (the original is never written, so an installed library can be
 after the proof, inside its section or module, ``Print Assumptions`` lists what the proof rests on and
 ``Locate`` resolves each name it could print to its full path; the audit accepts Coq's standard axioms,
 the axioms and parameters the file itself declares before the theorem (reported), the parameters of
-the functors around it, section variables, and the names the caller allows. Anything else refuses the
-proof: an admitted lemma of the file, an axiom from another library, an unguarded fixpoint.
+the functors around it, section variables, Coq's primitive integers/floats/arrays, and the names the
+caller allows. Anything else refuses the proof: an admitted lemma of the file, an axiom from another
+library, an unguarded fixpoint. A name printed in a form the first compilation did not locate (a field of
+a functor parameter bound with Import) is located by a second one.
 
 The extra commands go on the line of ``Qed.``, so coqc's line numbers are those of the written file.
 """
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 
 from ..base import CheckResult
 from ..process import WorkDir, run_once
 from .document import CoqFileTheorem
 from .project import logical_path_hint
+from .text import split_sentences
 
 ASSUMPTIONS_FILE = "prover_assumptions"
 # Coq's primitive integers, floats and arrays: kernel primitives and the standard library's axioms that
@@ -53,6 +57,7 @@ class FileCheckResult(CheckResult):
     written: str = ""  # the file's new text (without the check's commands)
     file_axioms: tuple[str, ...] = ()  # axioms and parameters of the file itself that the proof uses
     compiled: bool = False
+    timed_out: bool = False
 
 
 def imports_to_try(tactics: list[str], prelude: str, add_imports: bool) -> list[tuple[str, ...]]:
@@ -60,8 +65,6 @@ def imports_to_try(tactics: list[str], prelude: str, add_imports: bool) -> list[
     prelude (its own sentences)."""
     if not add_imports:
         return [()]
-    from .text import split_sentences
-
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_']*", " ".join(tactics)))
     guess = tuple(req for names, req in TACTIC_LIBRARIES if words & set(names))
     whole = tuple(s.clean for s in split_sentences(prelude))
@@ -81,9 +84,10 @@ def check_in_file(theorem: CoqFileTheorem, tactics: list[str], coqc: str, flags:
     except ValueError as e:
         return FileCheckResult(False, str(e))
     result = None
+    deadline = time.monotonic() + timeout  # one budget for every compilation of this check
     for requires in candidates:
-        result = _compile(theorem, tactics, requires, coqc, flags, limits, timeout, standard_axioms)
-        if result.compiled or "ran past" in result.message:
+        result = _compile(theorem, tactics, requires, coqc, flags, limits, deadline, standard_axioms)
+        if result.compiled or result.timed_out:
             return result
     return result
 
@@ -129,14 +133,15 @@ def _locate_plans(unresolved: list[str], located: dict[str, str]) -> list[list[s
 
 
 def _run_coqc(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, ...], names: list[str],
-              coqc: str, flags: tuple[str, ...], limits, timeout: float) -> _Compiled:
+              coqc: str, flags: tuple[str, ...], limits, deadline: float) -> _Compiled:
     source = theorem.written(tactics, requires, check_commands(theorem, names))
     module = theorem.document.module
     work = WorkDir("prover-check-")
     try:
         with open(os.path.join(work.path, f"{module}.v"), "w", encoding="utf-8") as f:
             f.write(source)
-        run = run_once([coqc, "-q", *flags, *theorem.flags, f"{module}.v"], work.path, limits, timeout)
+        run = run_once([coqc, "-q", *flags, *theorem.flags, f"{module}.v"], work.path, limits,
+                       max(1.0, deadline - time.monotonic()))
         report = _read(work.path, f"{ASSUMPTIONS_FILE}.out")
         located: dict[str, str] = {}
         for i, name in enumerate(names):
@@ -147,17 +152,18 @@ def _run_coqc(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, 
 
 
 def _compile(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, ...], coqc: str,
-             flags: tuple[str, ...], limits, timeout: float, standard_axioms: tuple[str, ...]) -> FileCheckResult:
+             flags: tuple[str, ...], limits, deadline: float, standard_axioms: tuple[str, ...]) -> FileCheckResult:
     """Compile the written file and audit the proof. Print Assumptions prints each name as it is
     reachable there (``compare_spec`` for a field of a functor parameter bound with Import): a name the
     first compilation could not resolve is located by a second one."""
     written = theorem.written(tactics, requires)
     names = _names_to_locate(theorem, standard_axioms)
-    done = _run_coqc(theorem, tactics, requires, names, coqc, flags, limits, timeout)
+    done = _run_coqc(theorem, tactics, requires, names, coqc, flags, limits, deadline)
     run = done.run
     base = dict(elapsed=run.elapsed, source=done.source, requires=requires, written=written)
     if run.timed_out:
-        return FileCheckResult(False, f"coqc ran past {timeout:.0f} s", **base)
+        return FileCheckResult(False, f"coqc ran past the check's time limit ({run.elapsed:.0f} s)",
+                               timed_out=True, **base)
     if run.returncode != 0:
         return FileCheckResult(False, _coqc_failure(theorem, tactics, requires, run.stderr + run.stdout), **base)
     if done.report is None:
@@ -169,7 +175,7 @@ def _compile(theorem: CoqFileTheorem, tactics: list[str], requires: tuple[str, .
         printed = []
     unresolved = [p for p in printed if p not in located and p.split(".")[0] not in theorem.functor_params()]
     for names in _locate_plans(unresolved, located):
-        again = _run_coqc(theorem, tactics, requires, names, coqc, flags, limits, timeout)
+        again = _run_coqc(theorem, tactics, requires, names, coqc, flags, limits, deadline)
         base["elapsed"] += again.run.elapsed
         if again.run.returncode == 0:
             located.update(again.located)
