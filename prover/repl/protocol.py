@@ -367,7 +367,8 @@ class CheckReply:
 @dataclass(frozen=True)
 class ErrorReply:
     id: RequestId | None
-    code: str  # parse_error, bad_request, unknown_command, duplicate_id, unknown_target, init_error, prover_error
+    code: str  # parse_error, bad_request, unknown_command, duplicate_id, unknown_target, init_error, prover_error,
+    # generator_unavailable, shutting_down, internal_error
     message: str
     type: str = "error"
 

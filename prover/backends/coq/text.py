@@ -117,7 +117,7 @@ def split_sentences(text: str) -> list[Sentence]:
                 start = None
                 i += 1
                 continue
-            m = re.match(r"[-+*]+(?=\s)", text[i:])
+            m = re.match(r"-+|\++|\*+", text[i:])  # a bullet may touch its tactic: `++now apply H.`
             if m:
                 sentences.append(Sentence(m.group(0), i, i + m.end()))
                 start = None
