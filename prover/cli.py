@@ -603,6 +603,8 @@ def _run_search(theorem, backend, generator, config, console: Console, quiet: bo
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"proving {theorem.name}", total=config.max_expansions, info="")
+        if hasattr(backend, "on_load"):  # a long file runs up to the theorem first
+            backend.on_load = lambda done, total: bar.update(task, info=f"running the file: {done}/{total} sentences")
         def on_progress(p):
             bar.update(task, completed=p.expansions,
                        info=f"nodes {p.nodes} · tactics {p.tactic_calls} · depth {p.best_depth}")

@@ -365,6 +365,9 @@ def test_repl_checks_file_theorems_with_their_project_and_statements_with_flags(
                                    header="Require Import Reals Rcomplements.\nOpen Scope R_scope.",
                                    coq_flags=["-R", str(COQUELICOT), "Coquelicot"], timeout=300)
         assert statement["ok"], statement
+        tactics = tactics_file(tmp_path, [*proof, "auto"])
+        proved = client.request("prove", file=str(path), theorem="iter_iter'", tactics_file=tactics, timeout=300)
+        assert proved["type"] == "result" and proved["verified"], proved
         missing = client.request("suggest", file=str(path), theorem="no_such", timeout=60)
         assert missing["type"] == "error" and "not found" in missing["message"]
         client.shutdown(timeout=60)
@@ -408,3 +411,15 @@ def test_module_theorem_used_by_an_include_after_it_is_proved_back(tmp_path):
     assert result.proved, result.failure_message
     path.write_text(theorem.written(result.tactics), encoding="utf-8")
     assert coqc(path).returncode == 0
+
+
+def test_fields_of_a_functor_parameter_bound_with_import_are_not_axioms():
+    # `Module Type CompareFacts (Import O:DecStrOrder')`: Print Assumptions names O's fields without `O.`.
+    doc = CoqDocument.read(STDLIB / "Structures" / "OrdersFacts.v")
+    theorem = doc.theorem("CompareFacts.compare_eq_iff")
+    assert theorem.functor_params() == ("O",)
+    proof = ["case compare_spec; intro H; split; try easy; intro EQ; contradict H; rewrite EQ; "
+             "apply irreflexivity"]
+    with CoqBackend() as backend:
+        result = backend.check(theorem, proof)
+    assert result.ok and result.axioms == (), result.message

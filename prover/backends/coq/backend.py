@@ -14,6 +14,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pexpect
 
@@ -99,6 +100,7 @@ class CoqBackend(Closing):
         self._started_with: tuple = ()
         self.tactic_calls = 0  # sentences sent to coqtop, replays included
         self.loaded_sentences = 0  # sentences of headers and files sent to coqtop (reuse sends fewer)
+        self.on_load: Callable[[int, int], None] | None = None  # (sentences run, of) while opening
 
     # -- process ---------------------------------------------------------------------------
     @property
@@ -262,6 +264,8 @@ class CoqBackend(Closing):
                     self._stop()
                     raise InitError(self._load_error(theorem, text, index, reply.error))
                 self._line.append((key, reply.sid))
+            if self.on_load is not None:
+                self.on_load(i, len(line))
 
     def _load_error(self, theorem: Theorem, text: str, index: int | None, error: str) -> str:
         missing = _MISSING_LIBRARY.search(error)
