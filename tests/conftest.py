@@ -62,3 +62,27 @@ def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProce
     return subprocess.run([sys.executable, "-m", "prover", *args], cwd=kw.pop("cwd", ROOT),
                           env=cli_env(kw.pop("env", None)), capture_output=True, text=True,
                           timeout=timeout, **kw)
+
+
+# A tiny tactic model trained here in seconds (no downloads): the served-model and training tests share it.
+TINY_STATES = [
+    "1 goal\n============================\nforall a b : nat, a + b = b + a",
+    "1 goal\na, b : nat\n============================\na + b = b + a",
+    "1 goal\nx : R\nH : 0 < x\n============================\nx * 1 = x",
+    "1 goal\n============================\nforall P Q : Prop, P /\\ Q -> Q /\\ P",
+]
+TINY_TACTICS = ["intros", "lia", "ring", "tauto"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A 60-step model: it has learned the frame (tactic, then the stop line) but is far from certain."""
+    pytest.importorskip("torch")
+    from prover.models.prompts import COQ
+    from prover.models.traces import TraceStep
+    from prover.models.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    train([TraceStep(g, t) for g, t in zip(TINY_STATES, TINY_TACTICS)], out, COQ,
+          TrainConfig(steps=60, batch_size=4, hidden=32, intermediate=64, vocab_size=400, lr=1e-2, warmup=5))
+    return out

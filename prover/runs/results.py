@@ -13,16 +13,23 @@ from pathlib import Path
 
 # Every setting that changes results must match for --resume to append to a file ("a.b": key b of
 # the dict at a). Not compared: workers, Ray, grace, the device (same model, same decoding), and
-# the tactics file's path (its content is: tactics_sha256).
-RESUME_KEYS = ("backend", "split", "generator", "tactics_sha256", "model",
+# the tactics file's path (its content is: tactics_sha256). The coqlib benchmark's theorems are its
+# packaged sample (sample_sha1); miniF2F's are in data_dir.
+RESUME_KEYS = ("benchmark", "backend", "split", "generator", "tactics_sha256", "model",
                "model_options.decoding", "model_options.temperatures", "model_options.max_new_tokens",
-               "budgets", "seed", "data_dir")
+               "budgets", "seed", "data_dir", "sample_sha1")
+RESUME_DEFAULTS = {"benchmark": "minif2f"}  # files written before the key existed
+# Lines that are no verdict on their theorem (the model's service died during it): --resume runs the
+# theorem again, and its new line replaces the old one for every reader.
+RERUN_REASONS = ("generator_unavailable",)
 
 
 def _setting(config: dict, key: str):
     value = config
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        value = RESUME_DEFAULTS.get(key)
     return json.loads(json.dumps(value))  # as the file holds it: tuples are lists
 
 
@@ -39,7 +46,8 @@ class ResultsFile:
 
     @property
     def done(self) -> set[tuple[str, str]]:
-        return {(r["name"], r.get("split", "")) for r in self.results}
+        return {(r["name"], r.get("split", "")) for r in self.results
+                if r.get("failure_reason") not in RERUN_REASONS}
 
 
 def read_results(path: str | Path) -> ResultsFile:
@@ -50,6 +58,7 @@ def read_results(path: str | Path) -> ResultsFile:
     except FileNotFoundError:
         raise ResultsError(f"no such results file: {p}") from None
     out = ResultsFile(p)
+    index: dict[tuple, int] = {}
     lines = data.split(b"\n")
     if lines and lines[-1] != b"":
         out.partial_bytes = len(lines[-1])
@@ -64,7 +73,12 @@ def read_results(path: str | Path) -> ResultsFile:
         if kind == "config":
             out.config = rec
         elif kind == "result":
-            out.results.append(rec)
+            key = (rec.get("name"), rec.get("split", ""))
+            if key in index:  # a theorem run again after a generator failure: the later line counts
+                out.results[index[key]] = rec
+            else:
+                index[key] = len(out.results)
+                out.results.append(rec)
         else:
             raise ResultsError(f"{p}:{number}: a line of unknown type {kind!r}")
     return out

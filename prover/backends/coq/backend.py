@@ -14,11 +14,15 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pexpect
 
 from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
                    Outcome, State, Theorem, TimedOut)
+from .document import CoqFileTheorem, sendable
+from .filecheck import check_in_file
+from .project import logical_path_hint
 from .text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
 from ..process import InteractiveProcess, ProcessLimits, WorkDir, exit_description, run_once
 
@@ -34,6 +38,9 @@ _PROMPT = re.compile(r"<prompt>(\S*) < (\d+) \|([^|]*)\| (\d+) < </prompt>")
 _TAG = re.compile(r"<(infomsg|warning)>.*?</\1>", re.S)
 _ID = re.compile(r" \(ID \d+\)")
 _GOALS_HEAD = re.compile(r"^\d+ goals?\b")
+_MISSING_LIBRARY = re.compile(r"Cannot find (?:a physical path bound to logical path|library)\s+(\S+?)\.?"
+                              r"(?:\s|$)")
+_CHUNK_BYTES = 16384  # sentences written at once while loading a file: far below a pipe's buffer
 
 
 @dataclass(frozen=True)
@@ -93,23 +100,32 @@ class CoqBackend(Closing):
         self._root_sid = 0
         self._tip_sid = 0  # coqtop's current state id
         self._branch: list[tuple[str, int]] = []  # (tactic sentence, sid after it) on the live line
+        # What runs before a statement (prelude + header, or a file's sentences), as (key, sid after it):
+        # opening another theorem goes BackTo the longest shared prefix instead of starting again.
+        self._line: list[tuple[object, int]] = []
+        self._start_sid = 0
+        self._started_with: tuple = ()
         self.tactic_calls = 0  # sentences sent to coqtop, replays included
         self.restarts = 0  # coqtop processes started again after one died or hung
+        self.loaded_sentences = 0  # sentences of headers and files sent to coqtop (reuse sends fewer)
+        self.on_load: Callable[[int, int], None] | None = None  # (sentences run, of) while opening
 
     # -- process ---------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def _start(self) -> None:
+    def _start(self, extra: tuple[str, ...] = ()) -> None:
+        """Start coqtop with the config's flags plus ``extra`` (a file's project flags and -topfile)."""
         self._stop()
         self._workdir = WorkDir("prover-coq-")
-        argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags]
+        argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags, *extra]
         try:
             self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits)
         except (OSError, pexpect.ExceptionPexpect) as e:
             raise InitError(f"cannot start coqtop: {e}") from e
-        self._read(self.config.open_timeout)
+        self._started_with = extra
+        self._start_sid = self._read(self.config.open_timeout).sid
 
     def _stop(self) -> None:
         if self._proc is not None:
@@ -119,6 +135,7 @@ class CoqBackend(Closing):
             self._workdir.cleanup()
             self._workdir = None
         self._branch = []
+        self._line = []
 
     def close(self) -> None:
         self._stop()
@@ -155,38 +172,118 @@ class CoqBackend(Closing):
 
     # -- theorem -----------------------------------------------------------------------------
     def open(self, theorem: Theorem) -> State:
-        name = theorem_name(theorem.statement)
-        if name is None:
-            raise InitError("the statement does not start with Theorem/Lemma/... NAME")
-        if name != theorem.name:
-            raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
-        try:
-            sentences = [s.clean for s in split_sentences(self.config.prelude)]
-            header = [s.clean for s in split_sentences(theorem.header)]
-            statement = split_sentences(theorem.statement)
-        except CoqSyntaxError as e:
-            raise InitError(f"cannot read the theorem: {e}") from e
-        if len(statement) != 1:
-            raise InitError("the statement must be one sentence ending with '.'")
+        """Run what comes before the statement (reusing what the live coqtop already ran), then the
+        statement and the proof opening. A file theorem runs its file's sentences (see document.py)."""
+        if isinstance(theorem, CoqFileTheorem):
+            name = theorem.short_name
+            line = self._file_line(theorem)
+            statement = sendable(theorem.document.sentences[theorem.entry.index])
+            opening = theorem.opening_sentence()
+            extra = (*theorem.flags, "-topfile", f"{theorem.document.module}.v")
+        else:
+            name = theorem_name(theorem.statement)
+            if name is None:
+                raise InitError("the statement does not start with Theorem/Lemma/... NAME")
+            if name != theorem.name:
+                raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
+            try:
+                line = [(("text", s.clean), s.clean, None)
+                        for s in split_sentences(self.config.prelude) + split_sentences(theorem.header)]
+                sentences = split_sentences(theorem.statement)
+            except CoqSyntaxError as e:
+                raise InitError(f"cannot read the theorem: {e}") from e
+            if len(sentences) != 1:
+                raise InitError("the statement must be one sentence ending with '.'")
+            statement, opening, extra = sentences[0].clean, "Proof.", ()
         self._theorem = theorem
-        self._start()
-        for sentence in sentences + header:
-            reply = self._send(sentence, self.config.open_timeout)
-            if reply.error:
-                self._stop()
-                raise InitError(f"header sentence {sentence[:80]!r} fails: {reply.error}")
-        reply = self._send(statement[0].clean, self.config.open_timeout)
+        self._root = None
+        # A statement gets a fresh coqtop, as it always has (miniF2F runs); a file theorem goes on from
+        # what the live coqtop ran of its file.
+        reuse = isinstance(theorem, CoqFileTheorem) and self._proc is not None and self._proc.alive() \
+            and self._started_with == extra
+        if not reuse:
+            self._start(extra)
+        try:
+            return self._open_on(line, theorem, name, statement, opening)
+        except BackendCrash:
+            self._stop()  # a coqtop that did not answer may still be busy: never reuse it
+            raise
+
+    def _open_on(self, line, theorem: Theorem, name: str, statement: str, opening: str) -> State:
+        self._load(line, theorem)
+        reply = self._send(statement, self.config.open_timeout)
         if reply.error or reply.proof != name:
             self._stop()
-            raise InitError(f"the statement does not type-check: {reply.error or reply.output}")
+            where = f"{theorem.location(theorem.entry.index)}: " if isinstance(theorem, CoqFileTheorem) else ""
+            raise InitError(f"{where}the statement does not type-check: {reply.error or reply.output}")
         goals = normalize_goals(reply.output)
-        reply = self._send("Proof.", self.config.open_timeout)
+        reply = self._send(opening, self.config.open_timeout)
         if reply.error:
             self._stop()
-            raise InitError(f"Proof. fails: {reply.error}")
+            raise InitError(f"{opening} fails: {reply.error}")
         self._root_sid = reply.sid
+        self._branch = []
         self._root = State((), goals)
         return self._root
+
+    def _file_line(self, theorem: CoqFileTheorem) -> list[tuple[object, str, int | None]]:
+        """The sentences before a file theorem's statement, as (key, text, index in the file); with
+        ``add_imports`` the prelude comes before the theorem's outermost section or module."""
+        doc = theorem.document
+        sentences = doc.sentences
+        line = [((doc.path, i, s.text), sendable(s), i) for i, s in enumerate(sentences[:theorem.entry.index])]
+        if theorem.add_imports:
+            at = theorem.import_index
+            prelude = [(("prelude", s.clean), s.clean, None) for s in split_sentences(self.config.prelude)]
+            line = line[:at] + prelude + line[at:]
+        # Silent: no goals printed after each tactic of the earlier proofs (a fifth of coqtop's time).
+        return [(("control", "Set Silent."), "Set Silent.", None), *line,
+                (("control", "Unset Silent."), "Unset Silent.", None)]
+
+    def _load(self, line: list[tuple[object, str, int | None]], theorem: Theorem) -> None:
+        """Make the live coqtop have run exactly ``line``: BackTo the longest prefix it shares with what
+        ran before, then send the rest in chunks (answers read after each chunk)."""
+        k = 0
+        while k < min(len(self._line), len(line)) and self._line[k][0] == line[k][0]:
+            k += 1
+        target = self._line[k - 1][1] if k else self._start_sid
+        if k < len(self._line) or self._tip_sid != target:
+            reply = self._send(f"BackTo {target}.", self.config.open_timeout)
+            if reply.error:
+                self._stop()
+                raise BackendCrash(f"BackTo failed: {reply.error}")
+        del self._line[k:]
+        i = k
+        while i < len(line):
+            chunk, size = [], 0
+            while i < len(line) and (not chunk or size + len(line[i][1]) < _CHUNK_BYTES):
+                chunk.append(line[i])
+                size += len(line[i][1]) + 1
+                i += 1
+            try:
+                self._proc.spawn.send("".join(f"{text}\n" for _, text, _ in chunk))
+            except OSError as e:
+                self._stop()
+                raise BackendCrash(f"coqtop pipe closed: {e}") from e
+            self.loaded_sentences += len(chunk)
+            for key, text, index in chunk:
+                reply = self._read(self.config.open_timeout)
+                if reply.error:
+                    self._stop()
+                    raise InitError(self._load_error(theorem, text, index, reply.error))
+                self._line.append((key, reply.sid))
+            if self.on_load is not None:
+                self.on_load(i, len(line))
+
+    def _load_error(self, theorem: Theorem, text: str, index: int | None, error: str) -> str:
+        missing = _MISSING_LIBRARY.search(error)
+        if isinstance(theorem, CoqFileTheorem) and index is not None:
+            where = theorem.location(index)
+            if missing:
+                return f"{where}: cannot find library {missing.group(1)}: {logical_path_hint(missing.group(1))}"
+            return f"{where}: the file does not compile before {theorem.name}: {error}"
+        hint = f" ({logical_path_hint(missing.group(1))})" if missing else ""
+        return f"header sentence {' '.join(text.split())[:80]!r} fails: {error}{hint}"
 
     def _reopen(self) -> None:
         """Restart coqtop on the same theorem (after it hung or died); states stay valid as paths.
@@ -194,6 +291,9 @@ class CoqBackend(Closing):
         assert self._theorem is not None
         for attempt in range(1, self.config.max_restarts + 1):
             self.restarts += 1
+            # Stopped first: a coqtop that hung is alive, and a file theorem would otherwise go on
+            # from it; a fresh one runs the file's sentences (or the header) again.
+            self._stop()
             try:
                 self.open(self._theorem)
                 return
@@ -318,6 +418,8 @@ class CoqBackend(Closing):
     # -- proof text and the full check ----------------------------------------------------------
     def proof_text(self, tactics: list[str]) -> str:
         """The proof as it goes after the statement: each tactic as the sentence coqtop ran."""
+        if isinstance(self._theorem, CoqFileTheorem):
+            return self._theorem.proof_text(tactics)
         body = "".join(f"  {check_tactic(t)[0] or t}\n" for t in tactics)
         return f"Proof.\n{body}Qed."
 
@@ -333,6 +435,10 @@ class CoqBackend(Closing):
 
     def check(self, theorem: Theorem, tactics: list[str]) -> CheckResult:
         """Compile the whole file from scratch with coqc, then audit Print Assumptions."""
+        if isinstance(theorem, CoqFileTheorem):
+            c = self.config
+            return check_in_file(theorem, tactics, c.coqc, c.flags, c.limits, c.check_timeout,
+                                 c.standard_axioms, c.prelude)
         if theorem_name(theorem.statement) != theorem.name:
             return CheckResult(False, "the statement does not declare the theorem's name")
         try:
