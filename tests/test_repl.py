@@ -20,7 +20,7 @@ from prover.backends.process import GUARD_NAME
 from prover.components import make_generator
 from prover.repl.client import ReplClient
 
-from .conftest import alive
+from .conftest import alive, processes_with_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 REALS = "Require Import Reals.\nOpen Scope R_scope."
@@ -366,6 +366,28 @@ def test_client_command_prints_the_responses() -> None:
     usage = subprocess.run([sys.executable, "-m", "prover", "client", "{not json"],
                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr and "not JSON" in usage.stderr
+
+
+def test_a_spawned_repl_keeps_its_temporary_files_out_of_the_directory_it_runs_in(tmp_path: Path,
+                                                                                    marker: str) -> None:
+    """The REPL a client starts runs in the user's directory (its relative paths), but its TMPDIR is the
+    client's: the provers' working directories never appear among the user's files."""
+    project = tmp_path / "project"
+    project.mkdir()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**_env(), "TMPDIR": str(tmp), "PROVER_TEST_MARK": marker}
+    with ReplClient.spawn(cwd=str(project), env=env) as client:
+        reply = client.request("suggest", statement=ADD0, check=True, n=2, timeout=120)
+        assert reply["type"] == "suggestions", reply
+        [repl] = [p for p in map(psutil.Process, processes_with_marker(marker)) if "repl" in p.cmdline()]
+        assert repl.cwd() == str(project) and repl.environ()["TMPDIR"] == str(tmp)
+        # A kept session: its coqtop's working directory is in the REPL's temp root, under tmp.
+        coqtops = [p for p in map(psutil.Process, processes_with_marker(marker)) if p.name() == "coqtop"]
+        assert coqtops and all(p.cwd().startswith(str(tmp) + os.sep) for p in coqtops)
+        assert os.listdir(project) == []
+        client.shutdown(timeout=60)
+    assert _wait(lambda: os.listdir(tmp) == [])
 
 
 # -- paths a client rarely takes: cancels at every stage, refusals, disconnects, evictions ----------------
