@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,7 +123,7 @@ def test_resume_refuses_every_setting_that_changes_results(tmp_path):
     from dataclasses import replace
 
     from prover.components import BackendOptions, ModelOptions
-    from prover.runs.benchmark import run_config
+    from prover.runs.benchmark import Suite, run_config
     from prover.runs.runner import RunSpec
     from prover.search.best_first import SearchConfig
 
@@ -132,7 +133,9 @@ def test_resume_refuses_every_setting_that_changes_results(tmp_path):
                    model=ModelOptions(model="some/model"))
 
     def config(spec, data=SHARED_DATA / "minif2f", split="valid"):
-        return run_config(spec, split, data, [], 1, None)
+        base = Path(data).resolve()
+        suite = Suite("minif2f", "miniF2F", split, [], {"data_dir": str(base), "dataset_commits": []})
+        return run_config(spec, suite, 1, None)
 
     path = tmp_path / "r.jsonl"
     ResultsLog(path, config(base), resume=False).close()
