@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from . import __version__
 from .backends.base import Theorem
+from .backends.process import TempRoot
 from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .components import (BACKENDS, GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError, ModelOptions,
@@ -926,7 +927,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so prover processes stop
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args, console)
+        with TempRoot():  # whatever this command and its provers write to TMPDIR goes with it
+            return args.run(args, console)
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT
