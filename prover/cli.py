@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from . import __version__
 from .backends.base import Theorem
+from .backends.process import TempRoot
 from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError,
@@ -668,6 +669,8 @@ def _run_search(theorem, backend, generator, config, console: Console, quiet: bo
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"proving {theorem.name}", total=config.max_expansions, info="")
+        if hasattr(backend, "on_load"):  # a long file runs up to the theorem first
+            backend.on_load = lambda done, total: bar.update(task, info=f"running the file: {done}/{total} sentences")
         def on_progress(p):
             bar.update(task, completed=p.expansions,
                        info=f"nodes {p.nodes} · tactics {p.tactic_calls} · depth {p.best_depth}")
@@ -1000,8 +1003,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         from .learning.cli import resolve_learned
-        resolve_learned(args, console)
-        return args.run(args, console)
+        with TempRoot():  # whatever this command and its provers write to TMPDIR goes with it
+            resolve_learned(args, console)
+            return args.run(args, console)
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT

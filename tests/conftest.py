@@ -1,9 +1,11 @@
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,20 +15,32 @@ SHARED_DATA = Path(os.environ.get("PROVER_SHARED_DATA", ROOT.parent / "shared" /
 def processes_with_marker(marker: str) -> list[int]:
     """Pids of live processes whose environment carries ``marker`` (how tests find leaked children)."""
     found = []
-    needle = f"PROVER_TEST_MARK={marker}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for proc in psutil.process_iter():
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read()
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
+            if proc.environ().get("PROVER_TEST_MARK") == marker and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except psutil.Error:
             continue
-        if needle in env.split(b"\0") and state != b"Z":
-            found.append(int(entry))
     return found
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie has ended)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_dead(pid: int, seconds: float = 30.0) -> bool:
+    """Wait until ``pid`` has ended; False if it still runs after ``seconds`` (generous: a loaded
+    machine is slow to schedule the exit, and only a process that never ends fails this)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return not alive(pid)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_ellipsis_and_goal_selector_braces_end_sentences():
 # -- structure: scopes, qualified names, proofs --------------------------------------------------------------
 SOURCE = """Require Import Arith.
 Module Type T. Parameter x : nat. End T.
-Module F (X : T) (Y Z : T) <: T.
+Module F (X : T) (Import Y Z : T) <: T.
   Definition x := 0.
   Section S.
     Variable n : nat.
@@ -146,7 +146,8 @@ def test_first_error_skips_warnings_and_assumption_blocks_are_read():
     assert parse_assumptions(report) == {"Section Variables": ["H", "A"], "Axioms": ["adm", "long"]}
     assert parse_assumptions("Closed under the global context") == {}
     located = parse_locate("Constant Audit.classic\nConstant Coq.Logic.Classical_Prop.classic\n"
-                           "  (shorter name to refer to it in current context is Classical_Prop.classic)\n")
+                           "  (shorter name to refer to it in current context is Classical_Prop.classic)\n",
+                           "classic")
     assert located == {"classic": "Audit.classic", "Classical_Prop.classic": "Coq.Logic.Classical_Prop.classic"}
 
 
@@ -157,3 +158,13 @@ def test_crlf_files_keep_their_line_ends(tmp_path):
     assert theorem.written(["reflexivity"]).encode() == (
         b"Require Import Arith.\r\nLemma t : 1 = 1.\r\nProof.\r\n  reflexivity.\r\nQed.\r\n"
         b"Lemma u : True.\r\nAdmitted.\r\n")
+
+
+def test_names_left_unresolved_are_located_as_printed_then_qualified():
+    from prover.backends.coq.filecheck import _locate_plans
+
+    located = {"Uint63.sub_spec": "Coq.Numbers.Cyclic.Int63.Uint63.sub_spec"}
+    plans = _locate_plans(["lor", "PrimInt63.ltb"], located)
+    assert plans[0] == ["lor", "PrimInt63.ltb"]  # `Locate lor` is a syntax error where lor is an infix
+    assert set(plans[1]) == {"PrimInt63.ltb", "Uint63.lor", "PrimInt63.lor"}
+    assert _locate_plans([], located) == []

@@ -4,20 +4,23 @@ files (sections, `Proof using`, modules, functors, a _CoqProject), their proofs 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from prover import cli
-from prover.backends.base import Finished
-from prover.backends.coq.backend import CoqBackend
+from prover.backends.base import Finished, TimedOut
+from prover.backends.coq.backend import CoqBackend, CoqConfig
 from prover.backends.coq.document import CoqDocument, FileContextError
 from prover.models.portfolio import PortfolioGenerator
 from prover.search.best_first import SearchConfig, search
 
-from .conftest import run_cli
+from .conftest import run_cli, wait_dead
 
 COQ_ROOT = Path(subprocess.run(["coqc", "-where"], capture_output=True, text=True).stdout.strip())
 STDLIB = COQ_ROOT / "theories"
@@ -338,6 +341,46 @@ def test_opening_later_theorems_goes_on_from_the_loaded_prefix(tmp_path):
         backend.close()
 
 
+# -- a coqtop that dies or hangs on a file theorem: the new one runs the file's sentences again ------------------
+def test_a_dead_coqtop_on_a_file_theorem_is_restarted_with_the_file_loaded_again():
+    doc = CoqDocument.read(STDLIB / "Arith" / "Between.v")  # `between` is the file's own inductive
+    first = doc.theorems[0]
+    backend = CoqBackend()
+    try:
+        root = backend.open(doc.theorem(first.name))
+        old_pid, loaded = backend.pid, backend.loaded_sentences
+        os.kill(old_pid, signal.SIGKILL)
+        assert wait_dead(old_pid)
+        # `constructor` needs the file's `between`: it proves the theorem only if the new coqtop ran
+        # the file up to the statement again.
+        out = backend.apply(root, "intros * ->; constructor", 5)
+        assert isinstance(out, Finished), out
+        assert backend.restarts == 1 and backend.pid != old_pid
+        assert backend.loaded_sentences - loaded == first.index + 2
+    finally:
+        backend.close()
+
+
+def test_a_hung_coqtop_on_a_file_theorem_is_not_reused_by_the_restart():
+    doc = CoqDocument.read(STDLIB / "Arith" / "Between.v")
+    first = doc.theorems[0]
+    backend = CoqBackend(CoqConfig(grace=0.5, open_timeout=60))
+    try:
+        root = backend.open(doc.theorem(first.name))
+        old_pid = backend.pid
+        # Stopped: it answers neither Timeout nor SIGINT, but it is alive; going on from it (as opening
+        # another theorem of the same file does) would wait out the open timeout.
+        timer = threading.Timer(0.2, os.kill, (old_pid, signal.SIGSTOP))
+        timer.start()
+        out = backend.apply(root, "let rec loop x := loop x in loop 0", 1)
+        timer.join()
+        assert isinstance(out, TimedOut)
+        assert backend.restarts == 1 and backend.pid != old_pid and wait_dead(old_pid)
+        assert isinstance(backend.apply(root, "intros * ->; constructor", 5), Finished)
+    finally:
+        backend.close()
+
+
 # -- the REPL: file theorems with their project, statements with a project's flags ----------------------------
 def test_repl_checks_file_theorems_with_their_project_and_statements_with_flags(tmp_path):
     from prover.repl.client import ReplClient
@@ -365,6 +408,9 @@ def test_repl_checks_file_theorems_with_their_project_and_statements_with_flags(
                                    header="Require Import Reals Rcomplements.\nOpen Scope R_scope.",
                                    coq_flags=["-R", str(COQUELICOT), "Coquelicot"], timeout=300)
         assert statement["ok"], statement
+        tactics = tactics_file(tmp_path, [*proof, "auto"])
+        proved = client.request("prove", file=str(path), theorem="iter_iter'", tactics_file=tactics, timeout=300)
+        assert proved["type"] == "result" and proved["verified"], proved
         missing = client.request("suggest", file=str(path), theorem="no_such", timeout=60)
         assert missing["type"] == "error" and "not found" in missing["message"]
         client.shutdown(timeout=60)
@@ -408,3 +454,15 @@ def test_module_theorem_used_by_an_include_after_it_is_proved_back(tmp_path):
     assert result.proved, result.failure_message
     path.write_text(theorem.written(result.tactics), encoding="utf-8")
     assert coqc(path).returncode == 0
+
+
+def test_fields_of_a_functor_parameter_bound_with_import_are_not_axioms():
+    # `Module Type CompareFacts (Import O:DecStrOrder')`: Print Assumptions names O's fields without `O.`.
+    doc = CoqDocument.read(STDLIB / "Structures" / "OrdersFacts.v")
+    theorem = doc.theorem("CompareFacts.compare_eq_iff")
+    assert theorem.functor_params() == ("O",)
+    proof = ["case compare_spec; intro H; split; try easy; intro EQ; contradict H; rewrite EQ; "
+             "apply irreflexivity"]
+    with CoqBackend() as backend:
+        result = backend.check(theorem, proof)
+    assert result.ok and result.axioms == (), result.message

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..backends.process import WorkerProcess
+from ..backends.process import WorkerProcess, stop_workers
 from .records import write_file
 from .sources import Source
 from .trace import TraceOptions, trace_file
@@ -312,6 +312,5 @@ def _run_pool(todo: list[Source], out: Path, options: TraceOptions, workers: int
                     if pending:
                         idle.append(WorkerProcess(_worker, str(out), options))
                 on_result(result)
-    finally:
-        for worker in idle + list(busy):
-            worker.stop()
+    finally:  # every worker leaves through its own cleanup (its coqtop stops, its files go)
+        stop_workers(idle, list(busy))

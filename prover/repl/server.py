@@ -172,6 +172,14 @@ class Connection:
         with self._lock:
             return list(self.jobs.values())
 
+    def gone(self) -> None:
+        """The client went away: nobody can read what its requests would answer, so they are
+        cancelled and their provers stopped."""
+        with self._write_lock:
+            self.open = False
+        for job in self.running():
+            job.stop()
+
     def receive(self, line: bytes) -> ShutdownRequest | None:
         """Handle one request line; a shutdown request is returned for the caller to carry out."""
         if not line.strip():
@@ -389,7 +397,10 @@ class _LineHandler(socketserver.StreamRequestHandler):
                     self.server.request_shutdown(conn, shutdown)
                     self.server.said_bye.wait()  # keep the socket open for the `bye`
                     return
-            conn.wait()  # the client closed its side: answer what it asked, then hang up
+            # The client closed the connection: it is gone (a client keeps the connection open until
+            # it has its answers), so what it asked is cancelled rather than left running.
+            conn.gone()
+            conn.wait()
         finally:
             repl.disconnect(conn)
 

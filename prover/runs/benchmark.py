@@ -33,7 +33,7 @@ def minif2f_suite(backend: str, split: str | None, names: list[str] | None, limi
     base = Path(data_dir) if data_dir else default_data_dir()
     jobs = [Job.of(p) for p in load(SYSTEM_OF_BACKEND[backend], split=split, names=names, data_dir=base, limit=limit)]
     commits = sorted({j.source.get("commit") for j in jobs if j.source.get("commit")})
-    return Suite("minif2f", "miniF2F", split, jobs, {"data_dir": str(base), "dataset_commits": commits})
+    return Suite("minif2f", "miniF2F", split, jobs, {"data_dir": str(base.resolve()), "dataset_commits": commits})
 
 
 def coqlib_suite(backend: str, split: str, names: list[str] | None, limit: int | None) -> Suite:
@@ -50,11 +50,14 @@ def coqlib_suite(backend: str, split: str, names: list[str] | None, limit: int |
 
 
 def run_config(spec: RunSpec, suite: Suite, workers: int, ray: str | None) -> dict:
+    tactics_sha256 = None
+    if spec.tactics_file:  # the same path with other tactics in it is another configuration
+        tactics_sha256 = hashlib.sha256(Path(spec.tactics_file).read_bytes()).hexdigest()
     return {"benchmark": suite.name, "backend": spec.backend, "split": suite.split, "generator": spec.generator,
-            "tactics_file": spec.tactics_file, "model": spec.model.model, "model_options": asdict(spec.model),
+            "tactics_file": spec.tactics_file, "tactics_sha256": tactics_sha256, "model": spec.model.model,
+            "model_options": asdict(spec.model),
             "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online, "learn_file": spec.learn_file,
-            "trees": spec.trees,
-            "versions": spec.versions, **suite.config,
+            "trees": spec.trees, "versions": spec.versions, **suite.config,
             "workers": workers, "ray": ray, "started_at": time.time(), "search": asdict(spec.search)}
 
 

@@ -11,12 +11,26 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Configuration keys that must match for --resume to append to a file.
-RESUME_KEYS = ("benchmark", "backend", "split", "generator", "model", "budgets", "online", "learn_file")
+# Every setting that changes results must match for --resume to append to a file ("a.b": key b of
+# the dict at a). Not compared: workers, Ray, grace, the device (same model, same decoding), and
+# the tactics file's path (its content is: tactics_sha256). The coqlib benchmark's theorems are its
+# packaged sample (sample_sha1); miniF2F's are in data_dir.
+RESUME_KEYS = ("benchmark", "backend", "split", "generator", "tactics_sha256", "model",
+               "model_options.decoding", "model_options.temperatures", "model_options.max_new_tokens",
+               "budgets", "seed", "data_dir", "sample_sha1", "online", "learn_file")
 RESUME_DEFAULTS = {"benchmark": "minif2f", "online": False, "learn_file": False}  # files written before the key existed
 # Lines that are no verdict on their theorem (the model's service died during it): --resume runs the
 # theorem again, and its new line replaces the old one for every reader.
 RERUN_REASONS = ("generator_unavailable",)
+
+
+def _setting(config: dict, key: str):
+    value = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        value = RESUME_DEFAULTS.get(key)
+    return json.loads(json.dumps(value))  # as the file holds it: tuples are lists
 
 
 class ResultsError(ValueError):
@@ -82,10 +96,9 @@ class ResultsLog:
             self.existing = read_results(self.path)
             old = self.existing.config or {}
             for key in RESUME_KEYS:
-                was = old.get(key, RESUME_DEFAULTS.get(key))
-                if key in config and was != config.get(key):
-                    raise ResultsError(f"cannot resume {self.path}: its {key} is {was!r}, "
-                                       f"this run's is {config.get(key)!r}")
+                if key.split(".")[0] in config and _setting(old, key) != _setting(config, key):
+                    raise ResultsError(f"cannot resume {self.path}: its {key} is {_setting(old, key)!r}, "
+                                       f"this run's is {_setting(config, key)!r}")
             if self.existing.partial_bytes:
                 with open(self.path, "r+b") as f:
                     f.truncate(self.path.stat().st_size - self.existing.partial_bytes)

@@ -19,7 +19,7 @@ from typing import Callable
 
 from .. import __version__
 from ..backends.base import Theorem
-from ..backends.process import WorkerProcess
+from ..backends.process import WorkerProcess, stop_workers
 from ..components import (MODEL_GENERATORS, BackendOptions, ModelOptions, make_backend, make_generator,
                           make_scorer_for)
 from ..models.base import GeneratorUnavailable
@@ -205,7 +205,11 @@ def _worker_loop(conn, spec: RunSpec) -> None:
 
 
 class LocalPool:
-    """N worker processes; the driver assigns jobs, collects results and enforces deadlines."""
+    """N worker processes; the driver assigns jobs, collects results and enforces deadlines.
+
+    However the run ends (done, an error, SIGTERM or Ctrl-C of the driver), every worker is told
+    to exit and leaves through its own cleanup, so its provers and working directories go with it.
+    """
 
     def __init__(self, spec: RunSpec, workers: int) -> None:
         self.spec, self.size = spec, max(1, workers)
@@ -253,8 +257,7 @@ class LocalPool:
                         if pending:
                             idle.append(WorkerProcess(_worker_loop, self.spec))
         finally:
-            for worker in idle + list(busy):
-                worker.stop()
+            stop_workers(idle, list(busy))
         if stopped is not None:
             raise RunStopped(_stop_message(stopped, left))
 

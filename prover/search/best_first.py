@@ -120,6 +120,9 @@ class _Search:
         return None
 
     def run(self) -> SearchResult:
+        set_deadline = getattr(self.backend, "set_deadline", None)
+        if set_deadline is not None:  # a backend that restarts slowly bounds its restarts by this
+            set_deadline(self.start + self.config.timeout)
         try:
             root = self.backend.open(self.theorem)
         except InitError as e:

@@ -14,6 +14,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pexpect
 
@@ -23,7 +24,7 @@ from .document import CoqFileTheorem, sendable
 from .filecheck import check_in_file
 from .project import logical_path_hint
 from .text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
-from ..process import InteractiveProcess, ProcessLimits, WorkDir, run_once
+from ..process import InteractiveProcess, ProcessLimits, WorkDir, exit_description, run_once
 
 # Loaded before the trusted header, so it cannot override the header's imports or notations.
 DEFAULT_PRELUDE = "Require Import Lia Lra Psatz Ring Field.\nFrom Hammer Require Import Tactics."
@@ -53,10 +54,17 @@ class CoqConfig:
     grace: float = 3.0  # beyond a tactic's Timeout before SIGINT, then again before restart
     check_timeout: float = 600.0  # Qed can take far longer than the tactics
     standard_axioms: tuple[str, ...] = STANDARD_AXIOMS
+    max_restarts: int = 3  # a dead coqtop is restarted; this many failed restarts in a row end it
 
 
 class _NoAnswer(BackendCrash):
     """No prompt in time. apply() recovers from it; anywhere else it is a crash."""
+
+
+class _Died(BackendCrash):
+    """coqtop ended (a signal, an out-of-memory abort, a segfault). apply() restarts it."""
+
+    during_tactic = False  # set when it died running the tactic itself, not on the way to its state
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,9 @@ class CoqBackend(Closing):
         self._start_sid = 0
         self._started_with: tuple = ()
         self.tactic_calls = 0  # sentences sent to coqtop, replays included
+        self.restarts = 0  # coqtop processes started again after one died or hung
         self.loaded_sentences = 0  # sentences of headers and files sent to coqtop (reuse sends fewer)
+        self.on_load: Callable[[int, int], None] | None = None  # (sentences run, of) while opening
 
     # -- process ---------------------------------------------------------------------------
     @property
@@ -138,7 +148,7 @@ class CoqBackend(Closing):
         try:
             spawn.expect(_PROMPT, timeout=timeout)
         except pexpect.EOF as e:
-            raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})") from e
+            raise _Died(f"coqtop exited ({exit_description(self._proc.returncode(wait=1.0))})") from e
         except pexpect.TIMEOUT as e:
             raise _NoAnswer(f"coqtop did not answer within {timeout:.0f} s") from e
         m = spawn.match
@@ -149,12 +159,12 @@ class CoqBackend(Closing):
         """Send sentences, one a line, without waiting: coqtop answers each with one prompt."""
         assert self._proc is not None
         if not self._proc.alive():
-            raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})")
+            raise _Died(f"coqtop exited ({exit_description(self._proc.returncode())})")
         self.tactic_calls += len(sentences)
         try:
             self._proc.spawn.send("".join(f"{s}\n" for s in sentences))
         except OSError as e:
-            raise BackendCrash(f"coqtop pipe closed: {e}") from e
+            raise _Died(f"coqtop pipe closed ({exit_description(self._proc.returncode(wait=1.0))})") from e
 
     def _send(self, sentence: str, timeout: float) -> _Reply:
         self._write([sentence])
@@ -262,6 +272,8 @@ class CoqBackend(Closing):
                     self._stop()
                     raise InitError(self._load_error(theorem, text, index, reply.error))
                 self._line.append((key, reply.sid))
+            if self.on_load is not None:
+                self.on_load(i, len(line))
 
     def _load_error(self, theorem: Theorem, text: str, index: int | None, error: str) -> str:
         missing = _MISSING_LIBRARY.search(error)
@@ -274,10 +286,21 @@ class CoqBackend(Closing):
         return f"header sentence {' '.join(text.split())[:80]!r} fails: {error}{hint}"
 
     def _reopen(self) -> None:
-        """Restart coqtop on the same theorem (after a hard timeout); states stay valid as paths."""
+        """Restart coqtop on the same theorem (after it hung or died); states stay valid as paths.
+        A restart that fails is tried again; ``max_restarts`` failures in a row are a crash."""
         assert self._theorem is not None
-        self._stop()
-        self.open(self._theorem)
+        for attempt in range(1, self.config.max_restarts + 1):
+            self.restarts += 1
+            # Stopped first: a coqtop that hung is alive, and a file theorem would otherwise go on
+            # from it; a fresh one runs the file's sentences (or the header) again.
+            self._stop()
+            try:
+                self.open(self._theorem)
+                return
+            except (InitError, BackendCrash) as e:
+                self._stop()
+                if attempt == self.config.max_restarts:
+                    raise BackendCrash(f"coqtop could not be restarted ({attempt} tries): {e}") from e
 
     def goals(self, state: State) -> str:
         return state.goals
@@ -323,12 +346,33 @@ class CoqBackend(Closing):
         if sentence is None:
             return Failed(why, rejected=True)
         path = tuple(state.key)
+        # A dead coqtop (killed, an out-of-memory abort, SIGSEGV) is restarted. If it died running
+        # the tactic, the tactic failed and the search goes on with the next one; if it died on the
+        # way to the state, the tactic is tried again in the new process.
+        for _ in range(self.config.max_restarts + 1):
+            try:
+                return self._apply(path, sentence, timeout)
+            except _Died as e:
+                died = e
+            self._reopen()
+            if died.during_tactic:
+                return Failed(f"{died} while running this tactic; coqtop was restarted")
+        raise BackendCrash(f"coqtop keeps dying on the way to this state: {died}")
+
+    def _apply(self, path: tuple[str, ...], sentence: str, timeout: float) -> Outcome:
         if self._proc is None:
             self._reopen()
         limit = max(1, math.ceil(timeout))
         k, route = self._route(path)
         self._write(route + [f"Timeout {limit} {sentence}", "Show."])
         self._arrive(k, path)
+        try:
+            return self._run_tactic(path, sentence, limit)
+        except _Died as e:
+            e.during_tactic = True
+            raise
+
+    def _run_tactic(self, path: tuple[str, ...], sentence: str, limit: int) -> Outcome:
         start = time.monotonic()
         sid_before = self._tip_sid
         try:

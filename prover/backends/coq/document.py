@@ -119,7 +119,7 @@ def _functor_params(rest: str) -> tuple[str, ...]:
     for m in re.finditer(r"\(\s*((?:" + _IDENT + r"\s+)*" + _IDENT + r")\s*:", rest):
         if _top_level(rest[:m.start()]).strip():
             break  # binders come first; a '(' after ': T' belongs to a module type expression
-        params.extend(m.group(1).split())
+        params.extend(w for w in m.group(1).split() if w not in ("Import", "Export"))
     return tuple(params)
 
 
