@@ -25,7 +25,6 @@ from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, MODEL_GENERAT
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
-CPU_MAX_EXPANSIONS = 2000  # default expansion cap of the model-free and k-NN generators
 LEAN_BACKENDS = ("lean-repl", "leandojo")
 FILTER_BACKENDS = ("coq", "lean", "isabelle")
 
@@ -75,10 +74,8 @@ def coq_flags(args: argparse.Namespace) -> tuple[str, ...]:
 def add_search_options(p: argparse.ArgumentParser) -> None:
     d = SearchConfig()
     g = p.add_argument_group("search budget")
-    g.add_argument("--max-expansions", type=_positive(int), default=None,
-                   help=f"states expanded at most (default: {d.max_expansions} for the language models, as in "
-                        f"Llemma's evaluation; {CPU_MAX_EXPANSIONS} for the CPU generators, whose expansions take "
-                        "milliseconds, so that --timeout bounds them)")
+    g.add_argument("--max-expansions", type=_positive(int), default=d.max_expansions,
+                   help=f"states expanded at most (default {d.max_expansions})")
     g.add_argument("--candidates", type=_positive(int), default=d.candidates,
                    help=f"tactics tried per expansion (default {d.candidates})")
     g.add_argument("--timeout", type=_positive(float), default=d.timeout,
@@ -180,12 +177,8 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
-    expansions = args.max_expansions
-    if expansions is None:
-        generator = getattr(args, "generator", None)
-        expansions = SearchConfig().max_expansions if generator in MODEL_GENERATORS else CPU_MAX_EXPANSIONS
     try:
-        return SearchConfig(max_expansions=expansions, candidates=args.candidates,
+        return SearchConfig(max_expansions=args.max_expansions, candidates=args.candidates,
                             timeout=args.timeout, tactic_timeout=args.tactic_timeout,
                             priority=args.priority, expand_batch=args.expand_batch,
                             value_model=args.value_model)
