@@ -6,9 +6,9 @@ APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-flocq libc
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-apt install-python install-models test demo bench isabelle isabelle-statements lean
+.PHONY: install install-apt install-python models test demo bench isabelle isabelle-statements lean
 
-install: install-apt install-python install-models
+install: install-apt install-python
 
 install-apt:
 	$(SUDO) apt-get update -q
@@ -17,9 +17,10 @@ install-apt:
 install-python:
 	$(PYTHON) -m pip install -q -e '.[dev,cluster]'
 
-# The default generator's learned models: traces the installed Coq libraries' training split into
-# ~/.cache/prover (about 25 minutes on 2 cores, resumable) and builds the k-NN model and node scorer.
-install-models:
+# The learned models of --generator knn/combined and --priority value (not needed by the default):
+# traces the installed Coq libraries' training split into ~/.cache/prover (about 25 minutes on
+# 2 cores, resumable) and builds the k-NN model and the node scorer. A first use does the same.
+models:
 	$(PYTHON) -m prover models build
 
 test:

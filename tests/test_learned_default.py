@@ -36,16 +36,17 @@ def test_models_build_and_info(cache):
     assert r.returncode == 0 and str(models.knn) in r.stdout and "states" in r.stdout
 
 
-def test_the_default_generator_is_the_combination_once_built(cache, tmp_path):
+def test_combined_uses_the_built_models_and_the_default_stays_the_portfolio(cache, tmp_path):
     statement = "Theorem t : forall a b : nat, a + b = b + a."
-    r = run_cli("prove", "--statement", statement, "--json", env={"PROVER_CACHE_DIR": str(cache)})
+    r = run_cli("prove", "--statement", statement, "--json", "--generator", "combined",
+                env={"PROVER_CACHE_DIR": str(cache)})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["generator"] == "combined" and out["model"] == str(DefaultModels(cache).knn) and out["verified"]
-    # Without built models and with the build switched off, the default is the model-free portfolio.
-    empty = tmp_path / "empty"
-    r = run_cli("prove", "--statement", statement, "--json", env={"PROVER_CACHE_DIR": str(empty)})
+    # The default is the model-free portfolio, built models or not.
+    r = run_cli("prove", "--statement", statement, "--json", env={"PROVER_CACHE_DIR": str(cache)})
     assert r.returncode == 0 and json.loads(r.stdout)["generator"] == "portfolio"
+    empty = tmp_path / "empty"
     # Asking for a learned generator without its models is a clear error.
     r = run_cli("prove", "--statement", statement, "--generator", "knn", env={"PROVER_CACHE_DIR": str(empty)})
     assert r.returncode == 2 and "prover models build" in r.stderr
@@ -88,7 +89,7 @@ def test_an_online_minif2f_run_records_it_and_its_proofs_states(cache, tmp_path)
     out = tmp_path / "r.jsonl"
     trees = tmp_path / "trees"
     r = run_cli("minif2f", "--split", "valid", "--limit", "3", "--workers", "1", "--out", str(out), "--online",
-                "--trees", str(trees), "--timeout", "20", "--check-timeout", "60", "--quiet",
+                "--trees", str(trees), "--timeout", "20", "--check-timeout", "60", "--quiet", "--generator", "combined",
                 env={"PROVER_CACHE_DIR": str(cache)}, timeout=600)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -101,14 +102,14 @@ def test_an_online_minif2f_run_records_it_and_its_proofs_states(cache, tmp_path)
         assert tree["proved"] == rec["proved"] and tree["nodes"][0]["goals"]
     # Resuming an online run with online off is refused (the configuration must match).
     r = run_cli("minif2f", "--split", "valid", "--limit", "4", "--workers", "1", "--out", str(out), "--resume",
-                env={"PROVER_CACHE_DIR": str(cache)})
+                "--timeout", "20", "--check-timeout", "60", "--generator", "combined", env={"PROVER_CACHE_DIR": str(cache)})
     assert r.returncode == 2 and "online" in r.stderr
 
 
 def test_repl_online_learning_raises_the_found_tactic(cache):
     statement = "Theorem t : forall a b : nat, a + b = b + a."
     env = {**os.environ, "PROVER_CACHE_DIR": str(cache)}
-    client = ReplClient.spawn(["--online"], cwd=str(ROOT), env=env)
+    client = ReplClient.spawn(["--online", "--generator", "combined"], cwd=str(ROOT), env=env)
     with client:
         root = client.request("suggest", statement=statement, n=64)
         proved = client.request("prove", statement=statement)

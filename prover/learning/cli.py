@@ -124,7 +124,7 @@ def add_models_parser(sub, parser_class, positive) -> None:
 
     m = sub.add_parser("models", help="the default learned models (k-NN generator, node scorer): build, info",
                        description="The learned models behind the default generator: traced once from the "
-                       "installed Coq libraries' training split and cached (`make install` builds them).")
+                       "installed Coq libraries' training split and cached (`make models` builds them).")
     m_sub = m.add_subparsers(dest="models_command", required=True, parser_class=parser_class)
     b = m_sub.add_parser("build", help="trace the libraries (resumable) and build the default models",
                          description="Trace the training split of the installed Coq libraries into the cache "
@@ -199,7 +199,7 @@ def resolve_learned(args: argparse.Namespace, console: Console) -> None:
     if not models.ready:
         if build_allowed():
             console.print("[bold]first use:[/bold] building the default learned models from the installed Coq "
-                          "libraries (once; about an hour on 2 cores, resumable; `make install` does this)",
+                          "libraries (once; about 25 minutes of tracing on 2 cores, resumable; `make models` does this)",
                           highlight=False, soft_wrap=True)
             build_default_models(console)
         elif not explicit and not needs_value:  # the user opted out of the build: the model-free default

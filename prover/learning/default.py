@@ -1,8 +1,8 @@
 """The default learned models: traced from the installed Coq libraries once, then cached.
 
-``prover models build`` (run by ``make install``) traces the training split of the installed
+``prover models build`` (``make models``) traces the training split of the installed
 libraries into the cache, then builds the k-NN model and the node scorer from it; a first use of
-the default generator without them does the same, with progress bars. Every step resumes: a killed
+a learned generator (or ``--priority value``) without them does the same, with progress bars. Every step resumes: a killed
 build continues where it stopped. The cache is ``$PROVER_CACHE_DIR`` or ``~/.cache/prover``
 (``$XDG_CACHE_HOME/prover``). Nothing is downloaded.
 """
