@@ -18,8 +18,9 @@ from . import __version__
 from .backends.base import Theorem
 from .backends.coq.text import CoqSyntaxError, find_theorem, theorem_name
 from .backends.lean.text import declaration_name
-from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, make_backend,
-                         make_generator)
+from .backends.coq.hammer import HammerConfig
+from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, cores_per_worker,
+                         hammer_warning, make_backend, make_generator)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
@@ -64,10 +65,23 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                         "reprover = -cumulative log-prob (default %(default)s)")
     g.add_argument("--expand-batch", type=_positive(int), default=d.expand_batch,
                    help="open states sent to the generator at once (default %(default)s)")
+    h = p.add_argument_group("hammer step (Coq: CoqHammer's premise selection + ATPs, then a reconstruction "
+                             "tactic; the proof keeps only that tactic)")
+    dh = HammerConfig()
+    h.add_argument("--no-hammer", action="store_true", help="never run the hammer step")
+    h.add_argument("--hammer-timeout", type=_positive(float), default=dh.timeout,
+                   help="seconds for one hammer step, at most the time left (default %(default)g)")
+    h.add_argument("--hammer-atp-limit", type=_positive(int), default=dh.atp_limit,
+                   help="seconds per ATP run (default %(default)s)")
+    h.add_argument("--hammer-reconstr-limit", type=_positive(int), default=dh.reconstr_limit,
+                   help="seconds per batch of reconstruction tactics (default %(default)s)")
+    h.add_argument("--hammer-threads", type=_positive(int),
+                   help="ATP runs at once (default: the cores each worker gets)")
     m = p.add_argument_group("generator")
     m.add_argument("--generator", choices=GENERATORS, default="portfolio",
-                   help="tactic generator (default %(default)s: model-free ranked tactics; hf: a causal LM; "
-                        "mix: the LM's candidates interleaved with the portfolio's)")
+                   help="tactic generator (default %(default)s: model-free ranked tactics, with Coq's hammer "
+                        "step on the states where it pays; hf: a causal LM; mix: the LM's candidates "
+                        "interleaved with the portfolio's; hammer: CoqHammer alone)")
     m.add_argument("--tactics", metavar="FILE",
                    help="your own ranked tactic list, one per line (replaces the portfolio)")
     m.add_argument("--model", metavar="PATH_OR_ID",
@@ -95,6 +109,21 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens)
+
+
+def backend_options(args: argparse.Namespace, workers: int = 1) -> BackendOptions:
+    hammer = HammerConfig(enabled=not args.no_hammer, timeout=args.hammer_timeout, atp_limit=args.hammer_atp_limit,
+                          reconstr_limit=args.hammer_reconstr_limit,
+                          threads=args.hammer_threads or cores_per_worker(workers))
+    return BackendOptions(args.check_timeout, args.memory_mb, hammer)
+
+
+def warn_about_hammer(args: argparse.Namespace, options: BackendOptions, console: Console) -> None:
+    """One warning when the generator would use a hammer that is not installed (or an error for
+    hammer alone), before anything starts."""
+    line = hammer_warning(args.backend, args.generator, options)
+    if line:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
@@ -368,7 +397,9 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     theorem, span = _load_theorem(args)
     config = search_config(args)
     generator = _make_generator(args, console)
-    backend = make_backend(args.backend, BackendOptions(args.check_timeout, args.memory_mb))
+    options = backend_options(args)
+    warn_about_hammer(args, options, console)
+    backend = make_backend(args.backend, options)
     try:
         result = _run_search(theorem, backend, generator, config, console, quiet=args.quiet or args.json)
     finally:
@@ -436,7 +467,9 @@ def cmd_traces(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(str(e)) from e
     config = search_config(args)
     generator = _make_generator(args, console)
-    backend = make_backend("coq", BackendOptions(args.check_timeout, args.memory_mb))
+    options = backend_options(args)
+    warn_about_hammer(args, options, console)
+    backend = make_backend("coq", options)
     proved = []
     try:
         with Progress(SpinnerColumn(), TextColumn("[bold]traces"), BarColumn(), MofNCompleteColumn(),
@@ -494,9 +527,10 @@ def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
     if args.ray and args.ray_address:
         raise ConfigError("give --ray local or --ray-address, not both")
     make_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
-    spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
-                   BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
-                   model=model_options(args))
+    options = backend_options(args, args.workers)
+    warn_about_hammer(args, options, console)
+    spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args), options, args.seed,
+                   grace=args.grace, model=model_options(args))
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     try:
         summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,
@@ -560,8 +594,9 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--port must be 0..65535, not {args.port}")
     if args.keep_sessions < 0:
         raise ConfigError("--keep-sessions must be 0 or more")
-    defaults = Defaults(search_config(args), BackendOptions(args.check_timeout, args.memory_mb), args.backend,
-                        args.generator, args.tactics)
+    options = backend_options(args, args.workers)
+    warn_about_hammer(args, options, console)
+    defaults = Defaults(search_config(args), options, args.backend, args.generator, args.tactics)
     server = Server(ServerConfig(defaults, args.workers, args.keep_sessions),
                     lambda name, backend, tactics: make_generator(name, backend, tactics, model_options(args)))
     server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once

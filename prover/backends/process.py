@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -114,6 +115,32 @@ def stop_tree(pid: int, grace: float = 1.0) -> None:
         stop_group(g, grace)
 
 
+# Every process an InteractiveProcess starts inherits this variable with a value of its own, so the
+# processes it leaves behind are found even after they left its process group and were orphaned
+# (CoqHammer's ATP runner calls setsid, and the process that waited for it may be gone).
+TOKEN_VAR = "PROVER_PROCESS_TOKEN"
+
+
+def processes_with_token(token: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries ``TOKEN_VAR=token``."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        found.append(int(entry))
+    return found
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -189,6 +216,8 @@ class InteractiveProcess:
     def __init__(self, argv: list[str], cwd: str, limits: ProcessLimits, timeout: float = 30.0,
                  env: dict[str, str] | None = None) -> None:
         self.argv = argv
+        self.token = secrets.token_hex(8)
+        env = {**(os.environ if env is None else env), TOKEN_VAR: self.token}
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, bufsize=0, preexec_fn=_prepare_child(limits))
         self.spawn = PipeSpawn(proc, timeout)
@@ -204,8 +233,31 @@ class InteractiveProcess:
         except ProcessLookupError:
             pass
 
+    def stop_strays(self) -> int:
+        """Stop every process this one started that is still running (the process itself lives on):
+        each in a group of its own is stopped with its group. Returns how many were found."""
+        strays = [p for p in processes_with_token(self.token) if p != self.pid]
+        for p in strays:
+            try:
+                group = os.getpgid(p)
+            except ProcessLookupError:
+                continue
+            try:
+                if group not in (self.pid, os.getpgrp()):
+                    os.killpg(group, signal.SIGKILL)
+                else:
+                    os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + 2.0  # SIGKILL is not instant: wait until they are gone
+        while strays and time.monotonic() < deadline and any(
+                p != self.pid for p in processes_with_token(self.token)):
+            time.sleep(0.02)
+        return len(strays)
+
     def stop(self, tree: bool = False) -> None:
-        """Close stdin and stop the group (``tree``: also the groups its descendants made)."""
+        """Close stdin and stop the group (``tree``: also the groups its descendants made), then
+        whatever it started that still runs elsewhere."""
         try:
             self.spawn.proc.stdin.close()
         except OSError:
@@ -214,6 +266,7 @@ class InteractiveProcess:
             stop_tree(self.pid, grace=0.5)
         else:
             stop_group(self.pid, grace=0.5)
+        self.stop_strays()
         try:
             self.spawn.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:

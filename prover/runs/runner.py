@@ -45,8 +45,11 @@ class RunSpec:
         return self.search.timeout + self.backend_options.check_timeout + self.grace
 
     def budgets(self) -> dict:
-        return {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
-                "memory_mb": self.backend_options.memory_mb}
+        out = {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
+               "memory_mb": self.backend_options.memory_mb}
+        if self.backend == "coq" and self.backend_options.hammer is not None:
+            out["hammer"] = asdict(self.backend_options.hammer)
+        return out
 
 
 @dataclass(frozen=True)

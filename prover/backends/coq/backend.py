@@ -19,6 +19,7 @@ import pexpect
 
 from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
                    Outcome, State, Theorem, TimedOut)
+from .hammer import HammerConfig, HammerStep, Probe, uses_hammer_plugin
 from .text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
 from ..process import InteractiveProcess, ProcessLimits, WorkDir, run_once
 
@@ -47,6 +48,7 @@ class CoqConfig:
     grace: float = 3.0  # beyond a tactic's Timeout before SIGINT, then again before restart
     check_timeout: float = 600.0  # Qed can take far longer than the tactics
     standard_axioms: tuple[str, ...] = STANDARD_AXIOMS
+    hammer: HammerConfig = field(default_factory=HammerConfig)  # the hammer step (hammer.py)
 
 
 class _NoAnswer(BackendCrash):
@@ -58,6 +60,7 @@ class _Reply:
     output: str  # with <infomsg>/<warning> blocks removed
     sid: int
     proof: str  # name of the open proof, "Coq" when none
+    raw: str = ""  # everything before the prompt, tags included
 
     @property
     def error(self) -> str | None:
@@ -87,18 +90,25 @@ class CoqBackend(Closing):
         self._tip_sid = 0  # coqtop's current state id
         self._branch: list[tuple[str, int]] = []  # (tactic sentence, sid after it) on the live line
         self.tactic_calls = 0  # sentences sent to coqtop, replays included
+        self.hammer = HammerStep(self.config.hammer)
 
     # -- process ---------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def workdir(self) -> str | None:
+        """coqtop's working directory (and TMPDIR), removed when coqtop stops."""
+        return self._workdir.path if self._workdir else None
+
     def _start(self) -> None:
         self._stop()
         self._workdir = WorkDir("prover-coq-")
         argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags]
         try:
-            self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits)
+            self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits,
+                                            env=self.hammer.env(self._workdir.path))
         except (OSError, pexpect.ExceptionPexpect) as e:
             raise InitError(f"cannot start coqtop: {e}") from e
         self._read(self.config.open_timeout)
@@ -128,7 +138,7 @@ class CoqBackend(Closing):
             raise _NoAnswer(f"coqtop did not answer within {timeout:.0f} s") from e
         m = spawn.match
         self._tip_sid = int(m.group(2))
-        return _Reply(_TAG.sub("", spawn.before).strip(), self._tip_sid, m.group(1))
+        return _Reply(_TAG.sub("", spawn.before).strip(), self._tip_sid, m.group(1), spawn.before)
 
     def _write(self, sentences: list[str]) -> None:
         """Send sentences, one a line, without waiting: coqtop answers each with one prompt."""
@@ -162,6 +172,11 @@ class CoqBackend(Closing):
             raise InitError("the statement must be one sentence ending with '.'")
         self._theorem = theorem
         self._start()
+        for sentence in self.hammer.load_sentences():  # before the header, like the prelude
+            reply = self._send(sentence, self.config.open_timeout)
+            if reply.error:
+                self.hammer.load_failed(sentence, reply.error)
+                break
         for sentence in sentences + header:
             reply = self._send(sentence, self.config.open_timeout)
             if reply.error:
@@ -225,6 +240,8 @@ class CoqBackend(Closing):
         from the goals it printed last, and after BackTo a sibling tactic often reuses those ids."""
         if self._theorem is None:
             raise BackendCrash("no theorem is open")
+        if uses_hammer_plugin(tactic):  # the hammer step: it runs as the reconstruction tactic it finds
+            return self.hammer.run(self, state, tactic, timeout, (self.config.prelude, self._theorem.header))
         sentence, why = check_tactic(tactic)
         if sentence is None:
             return Failed(why, rejected=True)
@@ -262,6 +279,34 @@ class CoqBackend(Closing):
             return Failed(f"no goals to work on: {text}")
         return Next(State(new_path, normalize_goals(text)))
 
+    def probe(self, state: State, sentence: str, timeout: float) -> Probe:
+        """Run ``sentence`` on ``state`` for the messages it prints, then undo it; stop whatever it
+        left running (hammer's ATPs). No ``Timeout`` wrapper: hammer forks its ATP runs and fails
+        under Coq's Timeout ("CoqHammer bug: Control.Timeout"), so an overrun is cut by SIGINT."""
+        if self._proc is None:
+            self._reopen()
+        path = tuple(state.key)
+        k, route = self._route(path)
+        self._write(route + [sentence if sentence.endswith(".") else sentence + "."])
+        self._arrive(k, path)
+        start = time.monotonic()
+        sid_before = self._tip_sid
+        try:
+            reply = self._read(max(0.001, timeout))
+            cut = False
+        except _NoAnswer:
+            reply, cut = self._interrupt(), True
+        elapsed = time.monotonic() - start
+        if self._proc is not None:
+            self._proc.stop_strays()
+        if reply is None:  # coqtop was restarted
+            return Probe("", True, elapsed)
+        if reply.sid != sid_before:
+            back = self._send(f"BackTo {sid_before}.", self.config.open_timeout)
+            if back.error:
+                raise BackendCrash(f"BackTo failed: {back.error}")
+        return Probe(reply.raw, cut, elapsed)
+
     def _show(self) -> str:
         """Fetch the goals of the tip again (the pipelined Show was interrupted). Show does not
         change the proof, so its state is left on top of the tactic's."""
@@ -289,6 +334,9 @@ class CoqBackend(Closing):
             sentence, why = check_tactic(t)
             if sentence is None:
                 raise ValueError(f"tactic {t!r} refused: {why}")
+            if uses_hammer_plugin(t):  # the proof must replay without the ATPs
+                raise ValueError(f"tactic {t!r} refused: it calls CoqHammer's ATPs; use the "
+                                 "reconstruction tactic hammer prints")
         return (f"{self.config.prelude}\n{theorem.header}\n{theorem.statement}\n"
                 f"{self.proof_text(tactics)}\n"
                 f"Redirect \"assumptions\" Print Assumptions {theorem.name}.\n")
