@@ -226,10 +226,14 @@ class InteractiveProcess:
     def alive(self) -> bool:
         return self.spawn.proc.poll() is None
 
-    def interrupt(self) -> None:
-        """SIGINT the whole group (coqtop answers with 'User interrupt' and survives)."""
+    def interrupt(self, group: bool = True) -> None:
+        """SIGINT the whole group, or the process alone (coqtop answers with 'User interrupt' and
+        survives)."""
         try:
-            os.killpg(self.pid, signal.SIGINT)
+            if group:
+                os.killpg(self.pid, signal.SIGINT)
+            else:
+                os.kill(self.pid, signal.SIGINT)
         except ProcessLookupError:
             pass
 

@@ -89,6 +89,9 @@ class CoqBackend(Closing):
         self._root_sid = 0
         self._tip_sid = 0  # coqtop's current state id
         self._branch: list[tuple[str, int]] = []  # (tactic sentence, sid after it) on the live line
+        self._loaded: list[tuple[str, int]] = []  # (prelude/header sentence, sid after it), reused by open
+        self._base_sid = 0  # before the prelude
+        self._unanswered = 0  # sentences sent whose prompt was not read yet (a crash can leave some)
         self.tactic_calls = 0  # sentences sent to coqtop, replays included
         self.hammer = HammerStep(self.config.hammer)
 
@@ -121,6 +124,8 @@ class CoqBackend(Closing):
             self._workdir.cleanup()
             self._workdir = None
         self._branch = []
+        self._loaded = []
+        self._unanswered = 1  # the banner's prompt
 
     def close(self) -> None:
         self._stop()
@@ -137,6 +142,7 @@ class CoqBackend(Closing):
         except pexpect.TIMEOUT as e:
             raise _NoAnswer(f"coqtop did not answer within {timeout:.0f} s") from e
         m = spawn.match
+        self._unanswered -= 1
         self._tip_sid = int(m.group(2))
         return _Reply(_TAG.sub("", spawn.before).strip(), self._tip_sid, m.group(1), spawn.before)
 
@@ -146,6 +152,7 @@ class CoqBackend(Closing):
         if not self._proc.alive():
             raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})")
         self.tactic_calls += len(sentences)
+        self._unanswered += len(sentences)
         try:
             self._proc.spawn.send("".join(f"{s}\n" for s in sentences))
         except OSError as e:
@@ -171,17 +178,7 @@ class CoqBackend(Closing):
         if len(statement) != 1:
             raise InitError("the statement must be one sentence ending with '.'")
         self._theorem = theorem
-        self._start()
-        for sentence in self.hammer.load_sentences():  # before the header, like the prelude
-            reply = self._send(sentence, self.config.open_timeout)
-            if reply.error:
-                self.hammer.load_failed(sentence, reply.error)
-                break
-        for sentence in sentences + header:
-            reply = self._send(sentence, self.config.open_timeout)
-            if reply.error:
-                self._stop()
-                raise InitError(f"header sentence {sentence[:80]!r} fails: {reply.error}")
+        self._load(sentences + header)
         reply = self._send(statement[0].clean, self.config.open_timeout)
         if reply.error or reply.proof != name:
             self._stop()
@@ -195,9 +192,41 @@ class CoqBackend(Closing):
         self._root = State((), goals)
         return self._root
 
+    def _load(self, sentences: list[str]) -> None:
+        """Bring coqtop to the state after ``sentences`` (prelude + header). A live coqtop that loaded
+        the same first sentences for an earlier theorem goes back to them and sends only the rest:
+        theorems of one file or benchmark share their header, and hammer's premise-selection data,
+        read from the library at its first call (seconds), stays in the process."""
+        if self._proc is None or not self._proc.alive() or self._unanswered:
+            self._start()
+            for sentence in self.hammer.load_sentences():  # before the prelude; never in the check
+                reply = self._send(sentence, self.config.open_timeout)
+                if reply.error:
+                    self.hammer.load_failed(sentence, reply.error)
+                    break
+            self._base_sid = self._tip_sid
+            self._loaded = []
+        k = 0
+        while k < min(len(self._loaded), len(sentences)) and self._loaded[k][0] == sentences[k]:
+            k += 1
+        target = self._loaded[k - 1][1] if k else self._base_sid
+        if self._tip_sid != target:  # also drops the previous theorem's proof
+            reply = self._send(f"BackTo {target}.", self.config.open_timeout)
+            if reply.error:
+                raise BackendCrash(f"BackTo failed: {reply.error}")
+        del self._loaded[k:]
+        self._branch = []
+        for sentence in sentences[k:]:
+            reply = self._send(sentence, self.config.open_timeout)
+            if reply.error:
+                self._stop()
+                raise InitError(f"header sentence {sentence[:80]!r} fails: {reply.error}")
+            self._loaded.append((sentence, reply.sid))
+
     def _reopen(self) -> None:
         """Restart coqtop on the same theorem (after a hard timeout); states stay valid as paths."""
         assert self._theorem is not None
+        self._stop()
         self.open(self._theorem)
 
     def goals(self, state: State) -> str:
@@ -295,7 +324,7 @@ class CoqBackend(Closing):
             reply = self._read(max(0.001, timeout))
             cut = False
         except _NoAnswer:
-            reply, cut = self._interrupt(), True
+            reply, cut = self._interrupt(group=False), True
         elapsed = time.monotonic() - start
         if self._proc is not None:
             self._proc.stop_strays()
@@ -312,10 +341,12 @@ class CoqBackend(Closing):
         change the proof, so its state is left on top of the tactic's."""
         return self._send("Show.", self.config.open_timeout).output
 
-    def _interrupt(self) -> _Reply | None:
-        """A tactic overran its Timeout: SIGINT, then restart coqtop if it still does not answer."""
+    def _interrupt(self, group: bool = True) -> _Reply | None:
+        """A tactic overran its Timeout: SIGINT, then restart coqtop if it still does not answer.
+        ``group=False`` spares the processes coqtop forked (hammer's: copies of coqtop that would
+        answer the interrupt on coqtop's own output)."""
         assert self._proc is not None
-        self._proc.interrupt()
+        self._proc.interrupt(group)
         try:
             return self._read(self.config.grace)
         except _NoAnswer:
