@@ -69,13 +69,13 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                              "tactic; the proof keeps only that tactic)")
     dh = HammerConfig()
     h.add_argument("--no-hammer", action="store_true", help="never run the hammer step")
-    h.add_argument("--hammer-timeout", type=_positive(float), default=dh.timeout,
+    h.add_argument("--hammer-timeout", type=_positive(float), default=dh.timeout, metavar="S",
                    help="seconds for one hammer step, at most the time left (default %(default)g)")
-    h.add_argument("--hammer-atp-limit", type=_positive(int), default=dh.atp_limit,
+    h.add_argument("--hammer-atp-limit", type=_positive(int), default=dh.atp_limit, metavar="S",
                    help="seconds per ATP run (default %(default)s)")
-    h.add_argument("--hammer-reconstr-limit", type=_positive(int), default=dh.reconstr_limit,
+    h.add_argument("--hammer-reconstr-limit", type=_positive(int), default=dh.reconstr_limit, metavar="S",
                    help="seconds per batch of reconstruction tactics (default %(default)s)")
-    h.add_argument("--hammer-threads", type=_positive(int),
+    h.add_argument("--hammer-threads", type=_positive(int), metavar="N",
                    help="ATP runs at once (default: the cores each worker gets)")
     m = p.add_argument_group("generator")
     m.add_argument("--generator", choices=GENERATORS, default="portfolio",
