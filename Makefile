@@ -1,7 +1,8 @@
 # Debian 12: Coq 8.16, the libraries miniF2F-rocq needs and whose sources the proof corpus reads
-# (Coquelicot, mathcomp, Flocq, Bignums), csdp for psatz, and the ATPs behind CoqHammer's hammer.
+# (Coquelicot, mathcomp, Flocq, Bignums), csdp for psatz, and the ATPs behind CoqHammer's hammer;
+# Poly/ML, to compile the Isabelle bridge's ML in the tests where Isabelle is not installed.
 APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-flocq libcoq-bignums libcoq-hammer \
-               coinor-csdp eprover z3 cvc4
+               coinor-csdp eprover z3 cvc4 polyml
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -29,7 +30,8 @@ bench:
 	$(PYTHON) benchmarks/search_overhead.py
 	$(PYTHON) benchmarks/repl_suggest_latency.py
 
-# Isabelle for `--backend isabelle` (needs internet; nothing of it runs in CI). Downloads the
+# Isabelle for `--backend isabelle` (needs internet; nothing of it runs in CI). Installs curl (apt) if
+# missing, downloads the
 # Isabelle2025 Linux bundle (~1 GB download, ~3 GB unpacked: JDK, Poly/ML, E, Vampire, Z3, cvc5),
 # links `isabelle` into ~/.local/bin, builds the Prover_Base heap (HOL-Library,
 # HOL-Computational_Algebra, HOL-Algebra, HOL-Number_Theory and the bridge; about 1 GB of heaps,
@@ -43,6 +45,8 @@ ISABELLE_JOBS ?= 4
 ISABELLE_EXE := $(ISABELLE_PREFIX)/$(ISABELLE_VERSION)/bin/isabelle
 
 isabelle:
+	@command -v curl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl; }
 	@mkdir -p $(ISABELLE_PREFIX) $(ISABELLE_BIN_DIR)
 	@if [ ! -x $(ISABELLE_EXE) ]; then \
 		echo "downloading $(ISABELLE_URL)"; \

@@ -25,6 +25,7 @@ from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
 LEAN_BACKENDS = ("lean-repl", "leandojo")
+FILTER_BACKENDS = ("coq", "lean", "isabelle")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -225,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", metavar="DIR", help="miniF2F directory, for the Rocq reference numbers")
     r.set_defaults(run=cmd_report)
 
+    f = sub.add_parser("filter", help="which candidate steps the search would refuse (JSON lines)",
+                       description="Read candidate steps, one JSON string per line, from FILE or stdin; "
+                       "print one JSON object per line: {\"accepted\": bool, \"reason\": why it is refused}. "
+                       "It is the backend's own step filter, the one the search applies before the prover "
+                       "sees a step. Exit code: 0, or 2 on a line that is not a JSON string.")
+    f.add_argument("file", nargs="?", help="input file (default: stdin)")
+    f.add_argument("--backend", choices=FILTER_BACKENDS, required=True, help="whose filter")
+    f.set_defaults(run=cmd_filter)
+
     isa = sub.add_parser("isabelle", help="Isabelle project tasks",
                          description="Isabelle project tasks (the bridge itself is --backend isabelle).")
     isa_sub = isa.add_subparsers(dest="isabelle_command", required=True, parser_class=_Parser)
@@ -273,6 +283,48 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--project", help="the Lake project (default: lean_project/ of this checkout)")
     lt.set_defaults(run=cmd_lean_trace)
     return parser
+
+
+def _step_filter(backend: str):
+    """(text) -> (accepted, reason): the filter the search applies for ``backend``."""
+    if backend == "coq":
+        from .backends.coq.text import check_tactic
+    elif backend == "lean":
+        from .backends.lean.text import check_tactic
+    else:
+        from .backends.isabelle.text import filter_step
+        return filter_step
+
+    def verdict(text: str) -> tuple[bool, str]:
+        accepted, why = check_tactic(text)
+        return accepted is not None, why
+    return verdict
+
+
+def cmd_filter(args: argparse.Namespace, console: Console) -> int:
+    verdict = _step_filter(args.backend)
+    try:
+        stream = open(args.file, encoding="utf-8") if args.file else sys.stdin
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from None
+    with stream:
+        try:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                try:
+                    step = json.loads(line)
+                except json.JSONDecodeError:
+                    step = None
+                if not isinstance(step, str):
+                    raise ConfigError(f"line {number}: expected a JSON string (a candidate step), "
+                                      f"got {line.strip()[:80]}")
+                accepted, reason = verdict(step)
+                sys.stdout.write(json.dumps({"accepted": accepted, "reason": "" if accepted else reason}) + "\n")
+                sys.stdout.flush()
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"the input is not UTF-8 text: {e.reason}") from None
+    return 0
 
 
 def cmd_isabelle_setup(args: argparse.Namespace, console: Console) -> int:

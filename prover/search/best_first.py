@@ -168,6 +168,13 @@ class _Search:
         self.gen_seconds += time.monotonic() - t0
         for node, candidates in zip(batch, proposals):
             self.expansions += 1
+            prefetch = getattr(self.backend, "prefetch", None)  # optional: a backend that batches a state's steps
+            if prefetch is not None and not self.stop_reason():
+                remaining = self.config.timeout - self.elapsed()
+                t1 = time.monotonic()
+                prefetch(node.state, [c.tactic for c in candidates[: self.config.candidates] if not c.expensive],
+                         max(0.001, min(self.config.tactic_timeout, remaining)))
+                self.backend_seconds += time.monotonic() - t1
             for k, cand in enumerate(candidates[: self.config.candidates]):
                 if self.stop_reason():
                     return None  # the loop reports it

@@ -4,34 +4,34 @@ Transport, and why. Three ways exist to drive Isabelle one step at a time:
 
 * **The Isabelle server** (``isabelle server``; System Manual, chapter "The Isabelle server"): JSON
   over TCP, shipped and documented with every Isabelle release, kept working by the Isabelle
-  developers themselves. It checks whole theories (``use_theories``) in a resident PIDE session,
-  reports every message with its line, and can ``cancel`` a running task.
+  developers themselves. It checks theories (``use_theories``) in a resident PIDE session, reports
+  every message at the line of the command that printed it, and can ``cancel`` a running task.
 * Isa-REPL: a third-party Isabelle component with a stepwise API and state rollback (msgpack over
-  TCP). Faster per step, but it must be fetched and built for the exact Isabelle release, and its
-  protocol is not covered by the Isabelle documentation.
-* pexpect on ``isabelle console``/``isabelle process``: the old raw ML toplevel. Unsupported for
-  Isar interaction since the PIDE rewrite; no positions, no structured messages.
+  TCP). It must be fetched and built for the exact Isabelle release; its protocol is not covered by
+  the Isabelle documentation.
+* pexpect on ``isabelle console``/``isabelle process``: the raw ML toplevel, no positions, no
+  structured messages.
 
-We use the server. The price is that it has no "apply one step to state N" command, so a state is
-named by its proof prefix (State.key = the tuple of concrete steps from the statement), and
-applying a step checks a small theory: trusted header, statement, the prefix, the new step, and
-``prover_goals TAG`` — a diagnostic command from ``isabelle/Prover_Bridge.thy`` that prints the
-proof state (or says the theorem is proved) as one writeln message; TAG is a per-backend random
-word a step cannot forge. Errors are attributed to the new step by their line. Backtracking to any
-earlier state is free: every check starts from the statement. The goals the model reads are
-``Toplevel.string_of_state`` output, Isabelle symbols in their ASCII form (``\\<forall>``).
+We use the server, and keep the proof states in Isabelle's ML process like PISA and Isa-REPL do:
+``isabelle/Prover_Bridge.thy`` holds a table from state ids to ``Toplevel.state`` values. Opening a
+theorem checks one theory (imports, preamble, ``prover_open`` with the statement); every later step
+checks a one-command theory ``prover_steps PARENT ... ID "STEP"`` that vets the step inside Isabelle
+and applies it to the stored parent state under ``Timeout.apply``: one step costs one step, however
+deep the proof. ``State.key`` is a ``StateKey``: the state's id and the concrete steps from the
+statement (the proof text for the full check, and for rebuilding the states after a restart). A
+state's candidate steps, and the sledgehammer step's heuristics and suggestions, go to Isabelle in
+one request each, and run there in parallel.
 
-Timeouts really interrupt: past the step limit the task is cancelled; if the server does not
-confirm within a grace period, its whole process tree is stopped and a fresh server started (the
-states stay valid: they are proof texts). The server is also restarted after a crash (and the step
-retried once) and after ``restart_every`` checks. Every process starts through ``process.py``.
+What the bridge prints is read from the bridge command's own line only, as one JSON report carrying
+a nonce made fresh for that command (``bridge.py``). The full check runs in a fresh server that
+never saw a model's step: a vetting pass (``prover_vet``), then the whole theory as plain text, then
+``prover_audit`` (oracle names as a JSON list).
 
-The ``sledgehammer`` step resolves to a concrete method: the DSP heuristics first (``by auto``,
-``by simp``, ... as Llemma's Isabelle checker), then Sledgehammer, whose "Try this:" suggestions
-are each verified as a step. The full check writes the whole theory once more under a fresh name
-(trusted imports, preamble, statement, the concrete steps) and requires: no error anywhere, the
-theorem stored under its name, no ``skip_proof`` oracle (sorry) and no oracle beyond the allowed
-ones, reported by ``prover_audit``.
+Timeouts really interrupt: the ML side stops a step at its limit; past the limit plus a grace period
+the server task is cancelled, and if the server does not confirm, its whole process tree is stopped
+and a fresh server started; the states are rebuilt from their proof texts when next used. The same
+happens after a crash (the request is retried once) and after ``restart_every`` requests. Every
+process starts through ``process.py``.
 """
 from __future__ import annotations
 
@@ -41,17 +41,19 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pexpect
 
 from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
-                   State, Theorem, TimedOut)
+                    State, Theorem, TimedOut)
+from . import bridge
+from .bridge import BridgeOutputError, StepResult
 from .protocol import (ProtocolError, ServerConnection, ServerError, ServerGone, ServerTimeout,
-                                TaskResult, parse_banner)
-from .text import (Message, ProofState, TheoryText, build_theory, check_step, is_sledgehammer,
-                            node_messages, parse_sledgehammer, read_audit, read_proof_state, result_errors,
-                            split_header, theorem_name, clean_message)
+                       TaskResult, parse_banner)
+from .text import (Message, TheoryText, bridge_theory, check_step, check_theory, clean_message,
+                   imports_sum_of_squares, is_sledgehammer, node_messages, normalize_goals, parse_sledgehammer,
+                   result_errors, split_header, theorem_name, theory_imports)
 from ..process import InteractiveProcess, ProcessLimits, WorkDir
 
 # Llemma's Isabelle checker (after DSP) tries these before calling Sledgehammer.
@@ -86,14 +88,24 @@ class IsabelleConfig:
     start_timeout: float = 120.0  # until `isabelle server` prints its address
     session_timeout: float = 3600.0  # session_start builds the heap if it is missing
     open_timeout: float = 300.0  # header + statement (imports outside the heap load here)
-    grace: float = 10.0  # for cancel to take effect before the server is restarted
+    grace: float = 10.0  # beyond a request's own limit, before it is cancelled; for the cancel to work
     check_timeout: float = 600.0
-    restart_every: int = 1000  # checks per server, bounding PIDE's memory growth
+    check_delay: float = 0.05  # how often the server looks whether a theory is done (its default: 0.5 s)
+    restart_every: int = 1000  # requests per server, bounding PIDE's memory growth
     heuristics: tuple[str, ...] = DSP_HEURISTICS
     heuristic_timeout: float = 10.0
     sledgehammer_timeout: float = 30.0
     # Oracles a proof may use: `by eval` trusts the code generator's evaluation oracle.
     allowed_oracles: tuple[str, ...] = ("holds_by_evaluation",)
+
+
+@dataclass(frozen=True)
+class StateKey:
+    """An Isabelle proof state: its id in the bridge's state table, and the concrete steps (closers
+    and resolved sledgehammer steps included) that lead to it from the statement."""
+
+    sid: int
+    steps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,12 +118,28 @@ class _Checked:
     errors: tuple[Message, ...] = ()  # every error, wherever it is
     elapsed: float = 0.0
 
-    def errors_in(self, first: int, last: int) -> list[Message]:
-        return [m for m in self.errors if m.line is not None and first <= m.line <= last]
+    def own_texts(self) -> list[str]:
+        """The writeln messages at the bridge command's own line: the only place its report is read."""
+        line = self.theory.marker_line
+        return [m.text for m in self.messages if m.line == line and m.kind == "writeln"]
 
-    @property
-    def unplaced_errors(self) -> list[Message]:
-        return [m for m in self.errors if m.line is None]
+    def own_messages(self) -> list[Message]:
+        return [m for m in self.messages if m.line == self.theory.marker_line]
+
+    def errors_before(self, line: int) -> list[Message]:
+        return [m for m in self.errors if m.line is None or m.line < line]
+
+
+class _Lost(Exception):
+    """The server died or stopped answering during a request."""
+
+
+class _Deaf(_Lost):
+    """The server did not confirm the cancel of a request past its time limit."""
+
+
+def _millis(seconds: float) -> int:
+    return max(1, int(round(seconds * 1000)))
 
 
 class IsabelleServer:
@@ -173,7 +201,7 @@ class IsabelleServer:
         """
         assert self.conn is not None
         args = {"session_id": self.session_id, "theories": names, "master_dir": self.workdir,
-                "watchdog_timeout": 0}
+                "watchdog_timeout": 0, "check_delay": self.config.check_delay}
         deadline = time.monotonic() + timeout
         task = self.conn.start_task("use_theories", args, self.config.grace + timeout)
         try:
@@ -188,6 +216,47 @@ class IsabelleServer:
         assert self.conn is not None
         self.conn.command("purge_theories", {"session_id": self.session_id, "theories": names,
                                              "master_dir": self.workdir}, self.config.grace)
+
+    def check(self, theory: TheoryText, timeout: float, keep: bool = False) -> _Checked:
+        """Write the theory, check it, read its messages back, purge it (unless ``keep``).
+
+        Raises _Lost if the server died or did not answer a cancel (it must be stopped then).
+        """
+        path = os.path.join(self.workdir, f"{theory.name}.thy")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(theory.text)
+        start = time.monotonic()
+        try:
+            result = self.use_theories([theory.name], timeout)
+        except ServerTimeout as e:  # the cancel went unanswered
+            _unlink(path)
+            raise _Deaf(str(e)) from e
+        except (ServerGone, ProtocolError, ServerError) as e:
+            _unlink(path)
+            raise _Lost(str(e)) from e
+        elapsed = time.monotonic() - start
+        if not keep or result is None:
+            try:  # drop the node, so that PIDE stops working on it and forgets it
+                self.purge([theory.name])
+            except (ServerGone, ServerTimeout, ServerError, ProtocolError) as e:
+                _unlink(path)
+                raise _Lost(f"purge_theories failed: {e}") from e
+            _unlink(path)
+        if result is None:
+            return _Checked(theory, timed_out=True, elapsed=elapsed)
+        payload = result.payload if isinstance(result.payload, dict) else {}
+        if not result.finished and not payload.get("nodes"):
+            # FAILED without results: the task itself broke (e.g. "Interrupt").
+            msg = Message("error", result.message or "use_theories failed", None)
+            return _Checked(theory, messages=(msg,), errors=(msg,), elapsed=elapsed)
+        messages = node_messages(payload, theory.name)
+        errors = [m for m in messages if m.kind == "error"]
+        for e in result_errors(payload):
+            if not e.in_file(theory.name):  # e.g. in an imported theory: not on our lines
+                e = Message(e.kind, e.text, None, e.file)
+            if not any(e.text == x.text and (e.line == x.line or e.line is None) for x in errors):
+                errors.append(e)
+        return _Checked(theory, False, tuple(messages), tuple(errors), elapsed)
 
     def stop(self) -> None:
         """Ask for shutdown, then stop the process tree whatever the answer."""
@@ -209,34 +278,44 @@ class IsabelleBackend(Closing):
 
     def __init__(self, config: IsabelleConfig | None = None) -> None:
         self.config = config or IsabelleConfig()
-        self.tag = f"prover_{secrets.token_hex(8)}"  # marks the bridge's own output lines
+        self._salt = secrets.token_hex(4)  # theory names: unique, unrelated to any nonce
         self._server: IsabelleServer | None = None
         self._workdir: WorkDir | None = None
         self._theorem: Theorem | None = None
         self._root: State | None = None
         self._counter = 0
-        self._checks_on_server = 0
-        self._resolved: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}  # (key, tactic) -> key
-        self._failed: set[tuple[tuple[str, ...], str]] = set()
-        self.tactic_calls = 0  # theories sent to Isabelle
+        self._next_sid = 0
+        self._requests_on_server = 0
+        self._depth = 0  # nesting of requests (a request may rebuild the states it needs first)
+        self._live: set[int] = set()  # state ids in the current server's table
+        self._open_node: str | None = None  # the theory that opened the theorem (kept while it is open)
+        self._resolved: dict[tuple[int, str], StateKey] = {}  # (parent id, tactic) -> the state it led to
+        self._failed: set[tuple[int, str]] = set()  # (state id, method) that failed there
+        self._cache: dict[tuple[int, str], Outcome] = {}  # outcomes of prefetched candidates
+        self.tactic_calls = 0  # step requests sent to Isabelle (a batch is one)
         self.restarts = 0
-        self.server_pids: list[int] = []  # every server started, for tests and diagnostics
+        self.server_pids: list[int] = []  # every step server started, for tests and diagnostics
+        self.check_server_pids: list[int] = []  # every fresh server a full check ran in
 
     # -- server lifecycle ----------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
         return self._server.pid if self._server else None
 
+    def _work(self) -> str:
+        if self._workdir is None:
+            self._workdir = WorkDir("prover-isabelle-")
+        return self._workdir.path
+
     def _ensure_server(self) -> IsabelleServer:
-        if self._server is not None and self._checks_on_server >= self.config.restart_every:
-            self._restart()
         if self._server is None:
-            if self._workdir is None:
-                self._workdir = WorkDir("prover-isabelle-")
-            server = IsabelleServer(self.config, self._workdir.path)
-            server.start()
+            server = IsabelleServer(self.config, self._work())
+            try:
+                server.start()
+            except InitError as e:  # open() turns this back into InitError
+                raise BackendCrash(f"cannot start the Isabelle server: {e}") from e
             self._server = server
-            self._checks_on_server = 0
+            self._requests_on_server = 0
             if server.pid is not None:
                 self.server_pids.append(server.pid)
         return self._server
@@ -245,6 +324,8 @@ class IsabelleBackend(Closing):
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._live.clear()  # the state table died with the server; states are rebuilt on use
+        self._open_node = None
         self.restarts += 1
 
     def close(self) -> None:
@@ -256,66 +337,54 @@ class IsabelleBackend(Closing):
             self._workdir = None
         self._theorem = None
         self._root = None
+        self._live.clear()
+        self._open_node = None
 
-    # -- one theory through the server ---------------------------------------------------------------
-    def _theory(self, steps: tuple[str, ...], marker: str, tail: str = "") -> TheoryText:
-        assert self._theorem is not None
+    def _theory_name(self, kind: str = "Bridge") -> str:
         self._counter += 1
-        name = f"Prover_{self.tag[len('prover_'):]}_{self._counter}"
-        return build_theory(name, self._theorem.header, self._theorem.statement, steps,
-                            self.config.bridge_import, marker, tail)
+        return f"{kind}_{self._salt}_{self._counter}"
 
-    def _goals_theory(self, steps: tuple[str, ...]) -> TheoryText:
-        return self._theory(steps, f"prover_goals {self.tag}", "oops")
+    def _new_sid(self) -> int:
+        self._next_sid += 1
+        return self._next_sid
 
-    def _run(self, theory: TheoryText, timeout: float) -> _Checked:
-        """Check one theory; restart and retry once if the server dies; BackendCrash the second time."""
-        for attempt in (1, 2):
-            try:
+    def _request(self, build: Callable[[], TheoryText], timeout: float, keep: bool = False) -> _Checked:
+        """Check the theory ``build`` makes on the step server; restart and retry once if the server
+        dies, BackendCrash the second time. A request the server does not let go of is cut: the
+        server is replaced and the request reported as timed out. ``build`` may itself make requests
+        (to rebuild the states it needs on a fresh server)."""
+        outer = self._depth == 0
+        self._depth += 1
+        try:
+            if outer and self._server is not None and self._requests_on_server >= self.config.restart_every:
+                self._restart()  # bounds PIDE's memory; the states come back when used
+            for attempt in (1, 2):
+                theory = build()
                 server = self._ensure_server()
-            except InitError as e:  # open() turns this back into InitError
-                raise BackendCrash(f"cannot start the Isabelle server: {e}") from e
-            assert self._workdir is not None
-            path = os.path.join(self._workdir.path, f"{theory.name}.thy")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(theory.text)
-            start = time.monotonic()
-            self.tactic_calls += 1
-            self._checks_on_server += 1
-            try:
-                result = server.use_theories([theory.name], timeout)
-            except ServerTimeout:  # the cancel went unanswered: stop it all, start afresh later
-                self._restart()
-                _unlink(path)
-                return _Checked(theory, timed_out=True, elapsed=time.monotonic() - start)
-            except (ServerGone, ProtocolError, ServerError) as e:
-                self._restart()
-                _unlink(path)
-                if attempt == 2:
-                    raise BackendCrash(f"the Isabelle server failed twice on one theory: {e}") from e
-                continue
-            elapsed = time.monotonic() - start
-            try:  # drop the node, so that PIDE stops working on it and forgets it
-                server.purge([theory.name])
-            except (ServerGone, ServerTimeout, ServerError, ProtocolError):
-                self._restart()
-            _unlink(path)
-            if result is None:
-                return _Checked(theory, timed_out=True, elapsed=elapsed)
-            payload = result.payload if isinstance(result.payload, dict) else {}
-            if not result.finished and not payload.get("nodes"):
-                # FAILED without results: the task itself broke (e.g. "Interrupt").
-                msg = Message("error", result.message or "use_theories failed", None)
-                return _Checked(theory, messages=(msg,), errors=(msg,), elapsed=elapsed)
-            messages = node_messages(payload, theory.name)
-            errors = [m for m in messages if m.kind == "error"]
-            for e in result_errors(payload):
-                if not e.in_file(theory.name):  # e.g. in an imported theory: not on our lines
-                    e = Message(e.kind, e.text, None, e.file)
-                if not any(e.text == x.text and (e.line == x.line or e.line is None) for x in errors):
-                    errors.append(e)
-            return _Checked(theory, False, tuple(messages), tuple(errors), elapsed)
-        raise AssertionError("unreachable")
+                self._requests_on_server += 1
+                try:
+                    return server.check(theory, timeout, keep)
+                except _Deaf:
+                    self._restart()
+                    return _Checked(theory, timed_out=True, elapsed=timeout)
+                except _Lost as e:
+                    self._restart()
+                    if attempt == 2:
+                        raise BackendCrash(f"the Isabelle server failed twice on one request: {e}") from e
+            raise AssertionError("unreachable")
+        finally:
+            self._depth -= 1
+
+    @staticmethod
+    def _report(checked: _Checked, nonce: str, op: str) -> bridge.Report:
+        """The bridge's report, or BridgeOutputError naming the bridge command's own error if any."""
+        try:
+            return bridge.read_report(checked.own_texts(), nonce, op)
+        except BridgeOutputError as e:
+            errs = [m for m in checked.errors if m.line == checked.theory.marker_line or m.line is None]
+            if errs:
+                raise BridgeOutputError(clean_message(errs[0].text)[:1000]) from e
+            raise
 
     # -- theorem -----------------------------------------------------------------------------------
     def open(self, theorem: Theorem) -> State:
@@ -332,122 +401,247 @@ class IsabelleBackend(Closing):
         self._root = None
         self._resolved.clear()
         self._failed.clear()
-        theory = self._goals_theory(())
+        self._cache.clear()
+        sid = self._new_sid()
         try:
-            checked = self._run(theory, self.config.open_timeout)
+            goals = self._open_on_server(sid, self.config.open_timeout)
         except BackendCrash as e:
             raise InitError(str(e)) from e
-        if checked.timed_out:
-            raise InitError(f"the statement took more than {self.config.open_timeout:.0f} s to load")
-        first = theory.statement_lines[0]
-        bad = [m for m in checked.errors if m.line is None or m.line <= theory.statement_lines[1]]
-        if bad:
-            where = "statement" if bad[0].line and bad[0].line >= first else "header"
-            raise InitError(f"the {where} does not check: {clean_message(bad[0].text)[:500]}")
-        state = read_proof_state(list(checked.messages), self.tag)
-        if state is None or not state.in_proof:
-            why = f": {clean_message(checked.errors[0].text)[:300]}" if checked.errors else ""
-            raise InitError(f"Isabelle printed no proof state for the statement{why} (is the "
-                            f"{self.config.session} session with Prover_Bridge in use?)")
-        self._root = State((), state.text)
+        self._root = State(StateKey(sid), goals)
         return self._root
+
+    def _open_on_server(self, sid: int, timeout: float) -> str:
+        """Run prover_open: the statement's proof state becomes state ``sid`` (all others are gone)."""
+        theorem = self._theorem
+        assert theorem is not None
+        self._purge_open_node()
+        nonce = bridge.new_nonce()
+        header = split_header(theorem.header)
+        imports = theory_imports(theorem.header, self.config.bridge_import)
+
+        def build() -> TheoryText:
+            command = bridge.open_command(nonce, sid, _millis(timeout), theorem.statement)
+            return bridge_theory(self._theory_name(), imports, header.preamble, command)
+
+        checked = self._request(build, timeout + self.config.grace, keep=True)
+        self._live.clear()  # prover_open empties the table
+        if checked.timed_out:
+            self._open_node = None
+            raise InitError(f"the statement took more than {timeout:.0f} s to load")
+        self._open_node = checked.theory.name
+        marker = checked.theory.marker_line
+        bad = checked.errors_before(marker)
+        if bad:
+            raise InitError(f"the header does not check: {clean_message(bad[0].text)[:500]}")
+        try:
+            report = self._report(checked, nonce, "open")
+        except BridgeOutputError as e:
+            raise InitError(f"the bridge did not open the theorem: {e}") from e
+        result = next((r for r in report.results if r.sid == sid), None)
+        if result is None:
+            raise InitError("the bridge did not open the theorem: no result for the statement")
+        if result.status == bridge.TIMEOUT:
+            raise InitError(f"the statement took more than {timeout:.0f} s to check")
+        if result.status != bridge.NEXT:
+            raise InitError(f"the statement does not check: {clean_message(result.message)[:500]}")
+        self._live.add(sid)
+        return normalize_goals(result.goals)
+
+    def _purge_open_node(self) -> None:
+        if self._open_node is None or self._server is None:
+            self._open_node = None
+            return
+        name, self._open_node = self._open_node, None
+        try:
+            self._server.purge([name])
+        except (ServerGone, ServerTimeout, ServerError, ProtocolError):
+            self._restart()
+        _unlink(os.path.join(self._work(), f"{name}.thy"))
+
+    def _materialize(self, key: StateKey) -> int:
+        """The id under which ``key``'s state is in the current server's table, rebuilding it from its
+        proof text if the server was replaced since it was made (one request, whatever its depth)."""
+        if key.sid in self._live:
+            return key.sid
+        assert self._root is not None
+        root = self._root.key
+        if root.sid not in self._live:
+            try:
+                self._open_on_server(root.sid, self.config.open_timeout)
+            except InitError as e:
+                raise BackendCrash(f"cannot reopen the theorem after a restart: {e}") from e
+        if key.sid == root.sid:
+            return root.sid
+        nonce = bridge.new_nonce()
+
+        def build() -> TheoryText:
+            command = bridge.steps_command(nonce, root.sid, _millis(self.config.open_timeout),
+                                           [(key.sid, "\n".join(key.steps))])
+            return bridge_theory(self._theory_name(), self.config.bridge_import, "", command)
+
+        checked = self._request(build, self.config.open_timeout + self.config.grace)
+        try:
+            (result,) = self._report(checked, nonce, "steps").results
+        except (BridgeOutputError, ValueError) as e:
+            raise BackendCrash(f"a state could not be rebuilt after a restart: {e}") from e
+        if result.status not in (bridge.NEXT, bridge.FINISHED) or result.closers:
+            raise BackendCrash(f"a state could not be rebuilt after a restart: {result.status} "
+                               f"{clean_message(result.message)[:300]}")
+        self._live.add(key.sid)
+        return key.sid
 
     def goals(self, state: State) -> str:
         return state.goals
 
-    def apply(self, state: State, tactic: str, timeout: float) -> Outcome:
-        if self._theorem is None:
+    # -- steps -----------------------------------------------------------------------------------------
+    def _key(self, state: State) -> StateKey:
+        if self._theorem is None or self._root is None:
             raise BackendCrash("no theorem is open")
+        if not isinstance(state.key, StateKey):
+            raise BackendCrash("not a state of the Isabelle backend")
+        return state.key
+
+    def apply(self, state: State, tactic: str, timeout: float) -> Outcome:
+        key = self._key(state)
         raw = tactic.strip()
-        key = tuple(state.key)
+        cached = self._cache.get((key.sid, raw))
+        if cached is not None:
+            return cached
         if is_sledgehammer(raw):
             outcome = self._sledgehammer(key)
         else:
             step, why = check_step(raw)
             if step is None:
                 return Failed(why, rejected=True)
-            outcome = self._step(key, step, timeout)
+            (outcome,) = self._run_steps(key, [step], timeout)
         if isinstance(outcome, (Next, Finished)):
-            self._resolved[(key, raw)] = tuple(outcome.state.key)
+            self._resolved[(key.sid, raw)] = outcome.state.key
         return outcome
 
-    def _step(self, key: tuple[str, ...], step: str, timeout: float) -> Outcome:
-        """Run one filtered step after ``key``; close a goal-less proof block by itself."""
-        new_key = key + (step,)
-        outcome = self._state_after(new_key, timeout)
-        for _ in range(4):  # `done`/`qed` after a step that solved every goal of its block
-            if not (isinstance(outcome, Next) and _no_subgoals(outcome.state.goals)):
-                break
-            closer = "done" if outcome.state.goals.startswith("proof (prove)") else "qed"
-            closed = self._state_after(tuple(outcome.state.key) + (closer,), timeout)
-            if not isinstance(closed, (Next, Finished)):
-                break
-            outcome = closed
-        return outcome
-
-    def _state_after(self, key: tuple[str, ...], timeout: float) -> Outcome:
-        theory = self._goals_theory(key)
-        checked = self._run(theory, timeout)
-        if checked.timed_out:
-            return TimedOut(checked.elapsed)
-        last_first, last_end = theory.step_lines[-1]
-        own = checked.errors_in(last_first, last_end) + checked.unplaced_errors
-        if own:
-            return Failed(clean_message(own[0].text)[:2000])
-        before = checked.errors_in(1, last_first - 1)
-        if before:
-            return Failed(f"the proof prefix no longer checks: {clean_message(before[0].text)[:1000]}")
-        state = read_proof_state(list(checked.messages), self.tag)
-        if state is None:
-            return Failed("Isabelle printed no proof state after the step")
-        if not state.in_proof:
-            return Finished(State(key, ""))
-        return Next(State(key, state.text))
-
-    def _sledgehammer(self, key: tuple[str, ...]) -> Outcome:
-        """The DSP heuristics, then Sledgehammer; the result is keyed by the concrete method."""
-        tried: set[str] = set()
-        for method in self.config.heuristics:
-            outcome = self._try_method(key, method, tried)
-            if outcome is not None:
-                return outcome
-        run = self.config.sledgehammer_timeout
-        theory = self._goals_theory(key + (f"sledgehammer [timeout = {run:g}]",))
-        checked = self._run(theory, run + 2 * self.config.grace)
-        if checked.timed_out:
-            return TimedOut(checked.elapsed)
-        first, last = theory.step_lines[-1]
-        on_line = [m for m in checked.messages if m.line is not None and first <= m.line <= last]
-        if checked.errors_in(first, last):
-            return Failed(f"sledgehammer: {clean_message(checked.errors_in(first, last)[0].text)[:500]}")
-        for method in parse_sledgehammer(on_line):
-            if not re.match(r"(using|unfolding|by)\b", method):
+    def prefetch(self, state: State, tactics: list[str], timeout: float) -> None:
+        """Run a state's candidate steps in one request (in parallel in Isabelle); ``apply`` then
+        answers them from the results. Refused ones and ``sledgehammer`` are left to ``apply``."""
+        key = self._key(state)
+        todo: dict[str, str] = {}
+        for tactic in tactics:
+            raw = tactic.strip()
+            if raw in todo or (key.sid, raw) in self._cache or is_sledgehammer(raw):
                 continue
-            outcome = self._try_method(key, method, tried)
-            if outcome is not None:
-                return outcome
+            step, _ = check_step(raw)
+            if step is not None:
+                todo[raw] = step
+        if len(todo) < 2:
+            return
+        outcomes = self._run_steps(key, list(todo.values()), timeout)
+        for raw, outcome in zip(todo, outcomes):
+            self._cache[(key.sid, raw)] = outcome
+            if isinstance(outcome, (Next, Finished)):
+                self._resolved[(key.sid, raw)] = outcome.state.key
+
+    def _run_steps(self, parent: StateKey, steps: list[str], timeout: float) -> list[Outcome]:
+        """One request: every (filtered) step applied to ``parent``, each under ``timeout``."""
+        sids = [self._new_sid() for _ in steps]
+        nonce = bridge.new_nonce()
+
+        def build() -> TheoryText:
+            parent_sid = self._materialize(parent)
+            command = bridge.steps_command(nonce, parent_sid, _millis(timeout), zip(sids, steps))
+            return bridge_theory(self._theory_name(), self.config.bridge_import, "", command)
+
+        # Isabelle runs the steps in parallel, each stopped at ``timeout``; the wall-clock cap allows
+        # for them running one after the other on few threads.
+        checked = self._request(build, timeout * len(steps) + self.config.grace)
+        self.tactic_calls += 1
+        if checked.timed_out:
+            return [TimedOut(checked.elapsed) for _ in steps]
+        try:
+            report = self._report(checked, nonce, "steps")
+        except BridgeOutputError as e:
+            return [Failed(f"the bridge failed: {e}") for _ in steps]
+        by_id = {r.sid: r for r in report.results}
+        return [self._outcome(parent, step, by_id.get(sid)) for sid, step in zip(sids, steps)]
+
+    def _outcome(self, parent: StateKey, step: str, result: StepResult | None) -> Outcome:
+        if result is None:
+            return Failed("the bridge reported no result for the step")
+        if result.status in (bridge.NEXT, bridge.FINISHED):
+            key = StateKey(result.sid, parent.steps + (step,) + result.closers)
+            self._live.add(result.sid)
+            if result.status == bridge.FINISHED:
+                return Finished(State(key, ""))
+            return Next(State(key, normalize_goals(result.goals)))
+        if result.status == bridge.TIMEOUT:
+            return TimedOut(result.seconds)
+        if result.status == bridge.REFUSED:
+            return Failed(f"refused by Isabelle's step vetting: {result.message}", rejected=True)
+        return Failed(clean_message(result.message)[:2000] or "the step failed")
+
+    def _sledgehammer(self, key: StateKey) -> Outcome:
+        """The DSP heuristics (one request), then Sledgehammer (one), then its suggestions (one); the
+        result is keyed by the concrete method."""
+        assert self._theorem is not None
+        tried: set[str] = set()
+        sos = imports_sum_of_squares(self._theorem.header)
+        heuristics = [h for h in self.config.heuristics if sos or h != "by sos"]
+        found = self._first_success(key, heuristics, tried)
+        if found is not None:
+            return found
+        run = self.config.sledgehammer_timeout
+        nonce = bridge.new_nonce()
+
+        def build() -> TheoryText:
+            command = bridge.sledgehammer_command(nonce, self._materialize(key), max(1, int(round(run))))
+            return bridge_theory(self._theory_name(), self.config.bridge_import, "", command)
+
+        checked = self._request(build, run + 30 + self.config.grace)
+        self.tactic_calls += 1
+        if checked.timed_out:
+            return TimedOut(checked.elapsed)
+        try:
+            report = self._report(checked, nonce, "sledgehammer")
+        except BridgeOutputError as e:
+            return Failed(f"sledgehammer: {e}")
+        if report.status == bridge.TIMEOUT:
+            return TimedOut(checked.elapsed)
+        if report.status == bridge.FAILED:
+            return Failed(f"sledgehammer: {clean_message(report.message)[:500]}")
+        suggestions = [m for m in parse_sledgehammer([m for m in checked.own_messages() if m.kind != "error"])
+                       if re.match(r"(using|unfolding|by)\b", m)]
+        found = self._first_success(key, suggestions, tried)
+        if found is not None:
+            return found
         return Failed("no heuristic closed the goal and sledgehammer found no proof that checks")
 
-    def _try_method(self, key: tuple[str, ...], method: str, tried: set[str]) -> Outcome | None:
-        if method in tried or (key, method) in self._failed:
+    def _first_success(self, key: StateKey, methods: list[str], tried: set[str]) -> Outcome | None:
+        """Run the untried methods in one request; the first (in order) that checks."""
+        todo: list[str] = []
+        for method in methods:
+            if method in tried or (key.sid, method) in self._failed:
+                continue
+            tried.add(method)
+            step, _ = check_step(method)
+            if step is not None and step not in todo:
+                todo.append(step)
+        if not todo:
             return None
-        tried.add(method)
-        step, _ = check_step(method)
-        if step is None:
-            return None
-        outcome = self._step(key, step, self.config.heuristic_timeout)
-        if isinstance(outcome, (Next, Finished)):
-            return outcome
-        self._failed.add((key, method))
-        return None
+        outcomes = self._run_steps(key, todo, self.config.heuristic_timeout)
+        found = None
+        for method, outcome in zip(todo, outcomes):
+            if isinstance(outcome, (Next, Finished)):
+                found = found or outcome
+            else:
+                self._failed.add((key.sid, method))
+        return found
 
     # -- proof text and the full check ----------------------------------------------------------------
-    def concrete_steps(self, tactics: list[str]) -> tuple[str, ...]:
-        """The steps Isabelle ran for these tactics (sledgehammer resolved, `done`/`qed` added)."""
-        key: tuple[str, ...] = ()
+    def concrete_steps(self, tactics: list[str], theorem: Theorem | None = None) -> tuple[str, ...]:
+        """The steps Isabelle ran for these tactics (sledgehammer resolved, `done`/`qed` added), as
+        found from the open theorem's root; tactics never run are taken as they are (filtered)."""
+        same = self._root is not None and (theorem is None or theorem == self._theorem)
+        key = self._root.key if same else StateKey(-1)
         for t in tactics:
             raw = t.strip()
-            known = self._resolved.get((key, raw))
+            known = self._resolved.get((key.sid, raw))
             if known is not None:
                 key = known
                 continue
@@ -456,8 +650,8 @@ class IsabelleBackend(Closing):
             step, why = check_step(raw)
             if step is None:
                 raise ValueError(f"step {raw[:80]!r} refused: {why}")
-            key = key + (step,)
-        return key
+            key = StateKey(-1, key.steps + (step,))
+        return key.steps
 
     def proof_text(self, tactics: list[str]) -> str:
         try:
@@ -466,56 +660,87 @@ class IsabelleBackend(Closing):
             steps = tuple(t.strip() for t in tactics)
         return "\n".join("  " + line for step in steps for line in step.splitlines())
 
-    def check_source(self, theorem: Theorem, steps: tuple[str, ...]) -> TheoryText:
+    def check_source(self, theorem: Theorem, steps: tuple[str, ...], nonce: str) -> TheoryText:
         for step in steps:
             if check_step(step)[0] is None:
                 raise ValueError(f"step {step[:80]!r} refused: {check_step(step)[1]}")
-        self._counter += 1
-        name = f"Prover_check_{self.tag[len('prover_'):]}_{self._counter}"
-        return build_theory(name, theorem.header, theorem.statement, steps, self.config.bridge_import,
-                            f"prover_audit {self.tag} {theorem.name}")
+        return check_theory(self._theory_name("Check"), theorem.header, theorem.statement, steps,
+                            self.config.bridge_import, bridge.audit_command(nonce, theorem.name))
 
     def check(self, theorem: Theorem, tactics: list[str]) -> CheckResult:
-        """Check the whole theory from scratch under a fresh name, then audit the stored theorem."""
+        """The whole theory from scratch, in a fresh Isabelle that never ran a model's step: vet the
+        proof inside Isabelle, check the theory as plain text, audit the stored theorem."""
         if theorem_name(theorem.statement) != theorem.name:
             return CheckResult(False, "the statement does not declare the theorem's name")
+        vet_nonce, audit_nonce = bridge.new_nonce(), bridge.new_nonce()
         try:
-            split_header(theorem.header)
-            steps = self.concrete_steps(tactics)
-            theory = self.check_source(theorem, steps)
+            header = split_header(theorem.header)
+            steps = self.concrete_steps(tactics, theorem)
+            theory = self.check_source(theorem, steps, audit_nonce)
         except ValueError as e:
             return CheckResult(False, str(e))
+        vet = bridge_theory(self._theory_name("Vet"), theory_imports(theorem.header, self.config.bridge_import),
+                            header.preamble, bridge.vet_command(vet_nonce, "\n".join(steps)))
+        start = time.monotonic()
+        server = IsabelleServer(self.config, self._work())
         try:
-            checked = self._run(theory, self.config.check_timeout)
-        except BackendCrash as e:
-            return CheckResult(False, str(e), source=theory.text)
+            server.start()
+        except InitError as e:
+            return CheckResult(False, f"cannot start a fresh Isabelle for the check: {e}", source=theory.text)
+        if server.pid is not None:
+            self.check_server_pids.append(server.pid)
+        try:
+            return self._verdict(server, theorem, theory, vet, vet_nonce, audit_nonce, start)
+        except _Lost as e:
+            return CheckResult(False, f"the Isabelle server of the check failed: {e}",
+                               elapsed=time.monotonic() - start, source=theory.text)
+        finally:
+            server.stop()
+
+    def _verdict(self, server: IsabelleServer, theorem: Theorem, theory: TheoryText, vet: TheoryText,
+                 vet_nonce: str, audit_nonce: str, start: float) -> CheckResult:
+        def result(ok: bool, message: str, oracles: tuple[str, ...] = ()) -> CheckResult:
+            return CheckResult(ok, message, oracles, time.monotonic() - start, theory.text)
+
+        left = lambda: max(1.0, self.config.check_timeout - (time.monotonic() - start))  # noqa: E731
+        vetted = server.check(vet, left())
+        if vetted.timed_out:
+            return result(False, f"the full check ran past {self.config.check_timeout:.0f} s")
+        bad = vetted.errors_before(vet.marker_line)
+        if bad:
+            return result(False, f"the header does not check: {clean_message(bad[0].text)[:500]}")
+        try:
+            verdict = self._report(vetted, vet_nonce, "vet")
+        except BridgeOutputError as e:
+            return result(False, f"the proof was not vetted: {e}")
+        if verdict.status != bridge.ACCEPTED:
+            return result(False, f"refused by Isabelle's step vetting: {verdict.message}")
+        checked = server.check(theory, left())
         if checked.timed_out:
-            return CheckResult(False, f"the full check ran past {self.config.check_timeout:.0f} s",
-                               elapsed=checked.elapsed, source=theory.text)
+            return result(False, f"the full check ran past {self.config.check_timeout:.0f} s")
         if checked.errors:
             err = checked.errors[0]
             where = f" (line {err.line})" if err.line else ""
-            return CheckResult(False, f"Isabelle error{where}: {clean_message(err.text)[:600]}",
-                               elapsed=checked.elapsed, source=theory.text)
-        audit = read_audit(list(checked.messages), self.tag)
-        if audit is None or audit.name != theorem.name:
-            return CheckResult(False, "the theorem was not stored (the proof is not complete)",
-                               elapsed=checked.elapsed, source=theory.text)
+            return result(False, f"Isabelle error{where}: {clean_message(err.text)[:600]}")
+        try:
+            audit = self._report(checked, audit_nonce, "audit")
+        except BridgeOutputError as e:
+            return result(False, f"the theorem was not audited: {e}")
+        if audit.name != theorem.name or not audit.stored:
+            return result(False, "the theorem was not stored (the proof is not complete)")
         if audit.skip_proof or any(o.split(".")[-1] == "skip_proof" for o in audit.oracles):
-            return CheckResult(False, "the proof depends on a skipped proof (sorry)", audit.oracles,
-                               checked.elapsed, theory.text)
+            return result(False, "the proof depends on a skipped proof (sorry)", audit.oracles)
         allowed = set(self.config.allowed_oracles) | set(theorem.allowed_axioms)
         extra = [o for o in audit.oracles if o not in allowed and o.split(".")[-1] not in allowed]
         if extra:
-            return CheckResult(False, f"the proof depends on oracles: {', '.join(extra)}", audit.oracles,
-                               checked.elapsed, theory.text)
-        return CheckResult(True, "", audit.oracles, checked.elapsed, theory.text)
+            return result(False, f"the proof depends on oracles: {', '.join(extra)}", audit.oracles)
+        return result(True, "", audit.oracles)
 
     def info(self) -> BackendInfo:
         hello = self._server.hello if self._server is not None else None
         version = hello.get("isabelle_name", "unknown") if isinstance(hello, dict) else "unknown"
         return BackendInfo("isabelle", version, {"session": self.config.session,
-                                                 "transport": "isabelle server (use_theories)"})
+                                                 "transport": "isabelle server + Prover_Bridge state table"})
 
 
 def _unlink(path: str) -> None:
@@ -523,7 +748,3 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def _no_subgoals(goals: str) -> bool:
-    return ProofState(True, goals).no_subgoals

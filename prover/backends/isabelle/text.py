@@ -1,10 +1,12 @@
-"""Isabelle source text: the step filter, the theories the bridge writes, and reading the results.
+"""Isabelle source text: the step pre-filter, the theories the bridge writes, reading the results.
 
-Model output is untrusted. A step reaches Isabelle only if it is made of Isar *proof* commands
-(apply, by, using, have, show, proof, qed, ...), with balanced strings, cartouches and brackets, and
-no word that ends, abandons or escapes the proof or changes the theory (sorry, oops, \\<proof>,
-end, lemma, axiomatization, ML, declare, method_setup, the ML-running methods tactic/raw_tactic,
-quick_and_dirty, ...). Whatever a step does to the proof, the full check re-checks the whole theory.
+Model output is untrusted. The real guard runs inside Isabelle (``isabelle/Prover_Bridge.thy``
+vets every step with Isabelle's own outer syntax and name spaces before anything of it runs). This
+module is the fast first pass, with the same allow-lists: a step is made of Isar *proof* commands,
+its proof methods and attributes are on the allow-lists below (qualified or not, quoted or not), no
+theory command, no comment, no declaration attribute (``[[...]]``), strings, cartouches and brackets
+balanced, ASCII only (the common Unicode symbols are rewritten to Isabelle's ASCII form first).
+The full check re-checks the whole theory anyway.
 """
 from __future__ import annotations
 
@@ -12,34 +14,97 @@ import os
 import re
 from dataclasses import dataclass
 
-# Isar commands a step may use: they act inside a proof and cannot leave the theory changed.
+from . import bridge
+
+# Isar proof commands a step may use. The same list is in Prover_Bridge.thy (a test compares them).
 PROOF_COMMANDS = frozenset({
     "apply", "apply_end", "by", "done", "using", "unfolding", "with", "from", "then", "hence",
     "thus", "have", "show", "obtain", "consider", "fix", "assume", "presume", "let", "note",
     "moreover", "ultimately", "also", "finally", "proof", "qed", "next", "case", "subgoal",
-    "defer", "prefer", "define", "supply", "including", "interpret", "{", "}", ".", "..",
+    "defer", "prefer", "define", "supply", "including", "{", "}", ".", "..",
 })
+# Proof methods a step may name (base names; `Pure.simp` counts as `simp`). Methods that run ML
+# (tactic, raw_tactic), skip proofs (sorry), or take other methods as arguments (use, match) are
+# not here. Same list in Prover_Bridge.thy.
+PROOF_METHODS = frozenset({
+    "-", "auto", "simp", "simp_all", "force", "fastforce", "fast", "blast", "best", "bestsimp",
+    "slow", "slowsimp", "clarify", "clarsimp", "safe", "iprover", "metis", "meson", "smt", "argo",
+    "linarith", "arith", "presburger", "algebra", "sos", "approximation", "eval", "code_simp",
+    "order", "rule", "erule", "drule", "frule", "intro", "elim", "rule_tac", "erule_tac",
+    "drule_tac", "frule_tac", "cut_tac", "subgoal_tac", "thin_tac", "rename_tac", "rotate_tac",
+    "case_tac", "induct_tac", "ind_cases", "subst", "hypsubst", "hypsubst_thin", "induct",
+    "induction", "coinduction", "cases", "goal_cases", "insert", "unfold", "fold", "unfold_locales",
+    "intro_locales", "intro_classes", "standard", "this", "fact", "assumption", "contradiction",
+    "split", "atomize", "transfer", "succeed", "fail",
+})
+# Attributes a step may name, in `fact[...]` or on a local fact `have h[simp]: ...`. Configuration
+# options are attributes too (quick_and_dirty, simp_trace, ...): none is on the list. Same list in
+# Prover_Bridge.thy.
+ATTRIBUTES = frozenset({
+    "of", "OF", "THEN", "where", "symmetric", "simplified", "unfolded", "folded", "rule_format",
+    "elim_format", "rotated", "consumes", "case_names", "case_conclusion", "params", "simp",
+    "intro", "elim", "dest", "iff", "rule", "split", "cong", "trans", "sym", "arith",
+    "field_simps", "algebra_simps", "divide_simps", "ac_simps", "abs_def", "standard", "no_vars",
+    "transferred", "untransferred", "induct", "cases", "atomize", "rulify",
+})
+METHOD_COMMANDS = frozenset({"apply", "apply_end", "by", "proof", "qed"})
 SLEDGEHAMMER = "sledgehammer"
-# Words that end, abandon or escape a proof, change the theory, run ML, or talk to the bridge.
-FORBIDDEN_WORDS = frozenset({
-    "sorry", "oops", "\\<proof>", "end", "theory", "begin", "imports", "lemma", "theorem",
-    "corollary", "proposition", "schematic_goal", "lemmas", "axiomatization", "axioms",
-    "definition", "abbreviation", "fun", "function", "primrec", "datatype", "codatatype",
-    "typedef", "consts", "declare", "notation", "no_notation", "syntax", "translations",
-    "ML", "ML_file", "ML_val", "ML_command", "ML_prf", "SML_file", "setup", "local_setup",
-    "method_setup", "attribute_setup", "simproc_setup", "declaration", "oracle", "context",
-    "locale", "class", "instance", "instantiation", "interpretation", "global_interpretation",
-    "sublocale", "bundle", "notepad", "text", "txt", "section", "subsection", "hide_fact",
-    "export_code", "code_printing", "termination", "tactic", "raw_tactic", "quick_and_dirty",
-    "skip_proofs", "cheat_tac", "prover_goals", "prover_audit", "back",
-    # Diagnostic commands: harmless to the proof, but they print text the bridge reads.
-    "term", "typ", "prop", "value", "thm", "find_theorems", "find_consts", "nitpick", "quickcheck",
-    "try", "try0", "nunchaku", "solve_direct", "thm_deps", "thm_oracles", "unused_thms", "welcome",
-    "display_drafts", "sledgehammer_params", "code_thms", "code_deps", "prf", "full_prf", "extract",
+# Outer-syntax commands of Pure, HOL and the libraries miniF2F imports that are not proof commands.
+# Keywords cannot be identifiers, so outside strings such a word is always the command itself.
+OTHER_COMMANDS = frozenset({
+    "theory", "begin", "end", "imports", "chapter", "section", "subsection", "subsubsection",
+    "paragraph", "subparagraph", "text", "txt", "text_raw", "ML", "ML_file", "ML_file_debug",
+    "ML_file_no_debug", "ML_val", "ML_command", "ML_prf", "ML_export", "SML_file", "SML_file_debug",
+    "SML_file_no_debug", "SML_import", "SML_export", "setup", "local_setup", "attribute_setup",
+    "method_setup", "declaration", "syntax_declaration", "simproc_setup", "parse_ast_translation",
+    "parse_translation", "print_translation", "typed_print_translation", "print_ast_translation",
+    "oracle", "default_sort", "typedecl", "type_synonym", "nonterminal", "judgment", "consts",
+    "syntax", "no_syntax", "translations", "no_translations", "axiomatization", "axioms",
+    "definition", "abbreviation", "type_notation", "no_type_notation", "notation", "no_notation",
+    "write", "alias", "type_alias", "lemmas", "theorems", "declare", "hide_class", "hide_type",
+    "hide_const", "hide_fact", "bundle", "unbundle", "include", "context", "locale", "experiment",
+    "interpretation", "global_interpretation", "sublocale", "interpret", "class", "subclass",
+    "instantiation", "instance", "overloading", "arities", "classes", "classrel", "code_datatype",
+    "theorem", "lemma", "corollary", "proposition", "schematic_goal", "notepad", "sorry", "oops",
+    "back", "guess", "realizers", "realizability", "extract_type", "extract", "named_theorems",
+    "generate_file", "export_generated_files", "compile_generated_files", "external_file",
+    "scala_build_generated_files", "document_files", "thy_deps", "locale_deps", "class_deps",
+    "thm_deps", "thm_oracles", "unused_thms", "find_theorems", "find_consts", "welcome",
+    "display_drafts", "term", "typ", "prop", "value", "values", "thm", "prf", "full_prf", "help",
+    "export_code", "code_printing", "code_reserved", "code_identifier", "code_monad",
+    "code_reflect", "code_pred", "code_thms", "code_deps", "datatype", "codatatype", "primrec",
+    "primcorec", "primcorecursive", "corec", "corecursive", "friend_of_corec", "fun", "function",
+    "termination", "fun_cases", "partial_function", "inductive", "inductive_set", "coinductive",
+    "coinductive_set", "inductive_cases", "inductive_simps", "record", "typedef", "quotient_type",
+    "quotient_definition", "lift_definition", "setup_lifting", "lifting_forget", "lifting_update",
+    "free_constructors", "bnf", "bnf_axiomatization", "copy_bnf", "lift_bnf", "old_rep_datatype",
+    "specification", "ax_specification", "nitpick", "nitpick_params", "refute", "refute_params",
+    "quickcheck", "quickcheck_params", "quickcheck_generator", "try", "try0", "try1",
+    "sledgehammer_params", "nunchaku", "nunchaku_params", "solve_direct", "smt_status", "method",
+    "adhoc_overloading", "no_adhoc_overloading", "functor", "find_unused_assms", "approximate",
 })
-_FORBIDDEN_PREFIX = re.compile(r"print_\w+")
+# Names that end or skip a proof, run ML or weaken checking: refused as a word, as the last part
+# of a qualified name (`Pure.tactic`), and as the whole content of a string or cartouche
+# (`("tactic" ...)`), whatever the position.
+FORBIDDEN_NAMES = frozenset({
+    "sorry", "oops", "\\<proof>", "tactic", "raw_tactic", "skip_proof", "skip_proofs",
+    "quick_and_dirty", "cheat_tac", "ML", *bridge.COMMANDS, "prover_goals",
+})
 MAX_STEP_CHARS = 4000
 _CLOSE = {"(": ")", "[": "]", "{": "}"}
+# The common Unicode renderings of Isabelle symbols, as Isabelle/jEdit shows them; steps are kept in
+# the ASCII form, which is what Isabelle/ML and the theory files read.
+UNICODE_SYMBOLS = {
+    "‹": "\\<open>", "›": "\\<close>", "∀": "\\<forall>", "∃": "\\<exists>", "¬": "\\<not>",
+    "∧": "\\<and>", "∨": "\\<or>", "⟶": "\\<longrightarrow>", "⟹": "\\<Longrightarrow>",
+    "⇒": "\\<Rightarrow>", "→": "\\<rightarrow>", "≤": "\\<le>", "≥": "\\<ge>", "≠": "\\<noteq>",
+    "∈": "\\<in>", "∉": "\\<notin>", "⊆": "\\<subseteq>", "⊂": "\\<subset>", "∪": "\\<union>",
+    "∩": "\\<inter>", "λ": "\\<lambda>", "⋀": "\\<And>", "≡": "\\<equiv>",
+    "⟷": "\\<longleftrightarrow>", "×": "\\<times>", "∑": "\\<Sum>", "∏": "\\<Prod>",
+    "⌊": "\\<lfloor>", "⌋": "\\<rfloor>", "⌈": "\\<lceil>", "⌉": "\\<rceil>", "√": "\\<sqrt>",
+    "π": "\\<pi>", "∘": "\\<circ>", "∞": "\\<infinity>", "¦": "\\<bar>", "α": "\\<alpha>",
+    "β": "\\<beta>", "γ": "\\<gamma>", "δ": "\\<delta>", "θ": "\\<theta>",
+}
 _THEOREM_RE = re.compile(r"^\s*(theorem|lemma|corollary|proposition)\s+([A-Za-z][A-Za-z0-9_'.]*)"
                          r"\s*(?:\[[^\]]*\]\s*)?:", re.S)
 _PROOF_START = re.compile(r"^[ \t]*(proof|by|apply|using|unfolding|including|sorry|oops|done)(?![A-Za-z0-9_'])",
@@ -47,8 +112,11 @@ _PROOF_START = re.compile(r"^[ \t]*(proof|by|apply|using|unfolding|including|sor
 _NEXT_ITEM = re.compile(r"^[ \t]*(theorem|lemma|corollary|proposition|end|definition|fun|text)(?![A-Za-z0-9_'])",
                         re.M)
 _HERE = re.compile(r"\\<\^here>")
+_AT_COMMAND = re.compile(r"\n?At command \S+(?: \(line \d+[^)]*\))?\s*$")
 _TRY_THIS = re.compile(r"Try this:\s*(?P<method>.+?)\s*(?:\((?:[^()]*\d[^()]*(?:ms|s)\b[^()]*)\))?\s*$",
                        re.S)
+_WORD = re.compile(r"(?:[A-Za-z_]|\\<[A-Za-z]+>)(?:[A-Za-z0-9_'.]|\\<[A-Za-z]+>|\\<\^sub>)*")
+_NAME = re.compile(r"[A-Za-z_\\][\w'.<>\\]*")
 
 
 class IsarSyntaxError(ValueError):
@@ -60,9 +128,24 @@ class Token:
     kind: str  # word | string | cartouche | symbol | number
     text: str
 
+    @property
+    def content(self) -> str:
+        """A string's or cartouche's text without its delimiters; a word or symbol itself."""
+        if self.kind == "string":
+            return self.text[1:-1]
+        if self.kind == "cartouche":
+            inner = self.text[1:] if self.text.startswith("‹") else self.text[len("\\<open>"):]
+            return inner[:-1] if inner.endswith("›") else inner[:-len("\\<close>")]
+        return self.text
+
+
+def ascii_symbols(text: str) -> str:
+    """Unicode renderings of Isabelle symbols in their ASCII form (``∀`` -> ``\\<forall>``)."""
+    return "".join(UNICODE_SYMBOLS.get(ch, ch) for ch in text)
+
 
 def tokenize(text: str) -> list[Token]:
-    """A light Isar outer-syntax lexer: enough to see commands and words outside inner syntax."""
+    """A light Isar outer-syntax lexer: enough to see commands, names and brackets outside inner syntax."""
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -99,7 +182,7 @@ def tokenize(text: str) -> list[Token]:
         elif c == "›" or text.startswith("\\<close>", i):
             raise IsarSyntaxError("unbalanced cartouche")
         elif c.isalpha() or c == "_" or text.startswith("\\<", i) and not text.startswith("\\<^", i):
-            m = re.compile(r"(?:[A-Za-z_]|\\<[A-Za-z]+>)(?:[A-Za-z0-9_'.]|\\<[A-Za-z]+>|\\<\^sub>)*").match(text, i)
+            m = _WORD.match(text, i)
             if not m:  # a lone symbol such as \<Longrightarrow>
                 m = re.compile(r"\\<[^>]*>").match(text, i)
                 tokens.append(Token("symbol", m.group(0) if m else c))
@@ -123,15 +206,106 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
+def _last_part(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _forbidden(tok: Token) -> str | None:
+    """The forbidden name a token is or holds, if any."""
+    if tok.kind == "word":
+        if tok.text in OTHER_COMMANDS or tok.text in FORBIDDEN_NAMES or tok.text.startswith("print_"):
+            return tok.text
+        if _last_part(tok.text) in FORBIDDEN_NAMES:
+            return tok.text
+    elif tok.kind in ("string", "cartouche"):
+        inner = tok.content.strip()
+        if _NAME.fullmatch(inner) and (inner in OTHER_COMMANDS or _last_part(inner) in FORBIDDEN_NAMES
+                                       or inner.startswith("print_")):
+            return inner
+    elif tok.kind == "symbol" and tok.text == "\\<proof>":
+        return tok.text
+    return None
+
+
+def _is_command_word(tok: Token) -> bool:
+    return tok.kind in ("word", "symbol") and tok.text in PROOF_COMMANDS
+
+
+def method_names(tokens: list[Token]) -> list[str]:
+    """Names of the proof methods in a step: after apply/by/proof/qed, a word at the top level, or
+    the first word of a parenthesized group and after each combinator (`,` `;` `|`) in it; a
+    parenthesis after a method's name opens its arguments."""
+    names: list[str] = []
+    i, n = 0, len(tokens)
+    while i < n:
+        tok = tokens[i]
+        i += 1
+        if not (tok.kind == "word" and tok.text in METHOD_COMMANDS):
+            continue
+        stack: list[str] = []  # "group" (method expression) or "args" (a method's own arguments)
+        expect = True
+        while i < n:
+            tok = tokens[i]
+            if not stack and _is_command_word(tok):
+                break  # the next command
+            i += 1
+            in_args = "args" in stack
+            if tok.kind == "symbol" and tok.text == "(":
+                stack.append("group" if expect and not in_args else "args")
+            elif tok.kind == "symbol" and tok.text == "[":  # attributes, or a goal selection `[2]`
+                stack.append("args")
+            elif tok.kind == "symbol" and tok.text in ")]":
+                if stack:
+                    stack.pop()
+                expect = not stack
+            elif tok.kind == "symbol" and tok.text in ",;|" and not in_args:
+                expect = True
+            elif expect and not in_args and tok.kind in ("word", "string") or \
+                    expect and not in_args and tok.kind == "symbol" and tok.text == "-":
+                names.append(tok.content if tok.kind == "string" else tok.text)
+                expect = not stack  # at the top level every word is a method (`by m1 m2`)
+    return names
+
+
+def attribute_names(tokens: list[Token]) -> list[str]:
+    """Names of the attributes in a step: the first word after `[` and after each `,` directly in
+    the brackets (`h[of x, simplified]`, `[[name]]`); `[2]` after a method selects goals."""
+    names: list[str] = []
+    stack: list[str] = []
+    expect = False
+    for tok in tokens:
+        is_sym = tok.kind == "symbol"
+        if is_sym and tok.text == "[":
+            stack.append("[")
+            expect = True
+        elif expect:
+            expect = False
+            if tok.kind == "number" and stack:
+                stack[-1] = "select"
+            else:
+                names.append(tok.content if tok.kind in ("string", "cartouche") else tok.text)
+        elif is_sym and tok.text == "(":
+            stack.append("(")
+        elif is_sym and tok.text in ")]":
+            if stack:
+                stack.pop()
+        elif is_sym and tok.text == "," and stack and stack[-1] == "[":
+            expect = True
+    return names
+
+
 def check_step(step: str) -> tuple[str | None, str]:
-    """Return (the step as it will be written into the theory, "") or (None, why it is refused)."""
-    text = step.strip()
+    """Return (the step as it will be sent to Isabelle, "") or (None, why it is refused)."""
+    text = ascii_symbols(step.strip())
     if not text:
         return None, "empty step"
     if len(text) > MAX_STEP_CHARS:
         return None, "step too long"
     if any((ord(ch) < 32 and ch not in "\n\t") or ch == "\x7f" for ch in text):
         return None, "control characters in step"
+    bad = next((ch for ch in text if ord(ch) > 126), None)
+    if bad is not None:
+        return None, f"non-ASCII character {bad!r} in step (write Isabelle symbols as \\<name>)"
     try:
         tokens = tokenize(text)
     except IsarSyntaxError as e:
@@ -147,11 +321,13 @@ def check_step(step: str) -> tuple[str | None, str]:
                 continue  # closes an Isar block
             if not stack or stack.pop() != tok.text:
                 return None, "unbalanced brackets"
-        if tok.kind in ("word", "symbol") and (tok.text in FORBIDDEN_WORDS
-                                                or _FORBIDDEN_PREFIX.fullmatch(tok.text)):
-            return None, f"forbidden word in step: {tok.text}"
+        name = _forbidden(tok)
+        if name is not None:
+            return None, f"forbidden word in step: {name}"
     if stack and stack != ["}"] * len(stack):
         return None, "unbalanced brackets"
+    if any(a.kind == b.kind == "symbol" and a.text == b.text == "[" for a, b in zip(tokens, tokens[1:])):
+        return None, "declaration attributes ([[...]]) are not allowed in a step"
     first = tokens[0]
     if first.kind == "word" and first.text == SLEDGEHAMMER:
         return None, "sledgehammer is a step of its own"
@@ -159,11 +335,63 @@ def check_step(step: str) -> tuple[str | None, str]:
         return None, f"a step starts with a proof command (apply, by, have, ...), not {first.text!r}"
     if any(t.kind == "word" and t.text == SLEDGEHAMMER for t in tokens):
         return None, "sledgehammer is a step of its own"
+    for name in method_names(tokens):
+        if _last_part(name) not in PROOF_METHODS:
+            return None, f"proof method not allowed in a step: {name}"
+    for name in attribute_names(tokens):
+        if _last_part(name) not in ATTRIBUTES:
+            return None, f"attribute not allowed in a step: {name}"
     return "\n".join(line.rstrip() for line in text.splitlines()), ""
 
 
 def is_sledgehammer(step: str) -> bool:
     return step.strip() == SLEDGEHAMMER
+
+
+def filter_step(step: str) -> tuple[bool, str]:
+    """What the search does with a candidate before Isabelle sees it: (accepted, reason if refused).
+    ``sledgehammer`` alone is the bridge's own step (DSP heuristics, then Sledgehammer)."""
+    if is_sledgehammer(step):
+        return True, ""
+    text, why = check_step(step)
+    return text is not None, why
+
+
+def strip_comments(text: str) -> str:
+    """``text`` without its ``(* ... *)`` comments (nested ones too), strings and cartouches kept:
+    the informal steps of a draft-sketch-prove sketch."""
+    out: list[str] = []
+    i, n, depth, start = 0, len(text), 0, 0
+    while i < n:
+        if depth == 0 and text[i] in "\"`":
+            j = i + 1
+            while j < n and text[j] != text[i]:
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+        elif text.startswith("(*", i):
+            if depth == 0:
+                out.append(text[start:i])
+            depth += 1
+            i += 2
+        elif depth and text.startswith("*)", i):
+            depth -= 1
+            i += 2
+            start = i
+        else:
+            i += 1
+    if depth == 0:
+        out.append(text[start:])
+    joined = "".join(out)
+    return "\n".join(line.rstrip() for line in joined.splitlines() if line.strip())
+
+
+def imports_sum_of_squares(header: str) -> bool:
+    """Whether the theory imports HOL-Library's Sum_of_Squares (which brings the `sos` method)."""
+    try:
+        imports = split_header(header).imports
+    except ValueError:
+        return False
+    return re.search(r"(?:^|[\s\"])(?:HOL-Library\.)?Sum_of_Squares(?:[\s\"]|$)", imports) is not None
 
 
 # -- theorems and files --------------------------------------------------------------------------
@@ -225,20 +453,40 @@ def find_theorem(source: str, name: str) -> TheoremInFile:
     return TheoremInFile(header, statement, name, stmt_end, proof_end)
 
 
+
+# -- the theories the bridge writes ---------------------------------------------------------------
 @dataclass(frozen=True)
 class TheoryText:
     """A theory the bridge writes, and which lines hold what (1-based, inclusive)."""
 
     name: str
     text: str
-    statement_lines: tuple[int, int]
-    step_lines: tuple[tuple[int, int], ...]  # one range per step
-    marker_line: int  # the prover_goals / prover_audit line
+    marker_line: int  # the bridge command's line: its report is read from there only
+    statement_lines: tuple[int, int] = (0, 0)
+    step_lines: tuple[tuple[int, int], ...] = ()  # one range per step
 
 
-def build_theory(name: str, header: str, statement: str, steps: list[str] | tuple[str, ...],
-                 bridge_import: str, marker: str, tail: str = "") -> TheoryText:
-    """header + statement + steps, then one bridge command (``marker``) and ``tail``."""
+def theory_imports(header: str, bridge_import: str) -> str:
+    """The header's imports with the bridge theory added."""
+    imports = split_header(header).imports
+    return f"{imports} {bridge_import}".strip() if bridge_import else imports
+
+
+def bridge_theory(name: str, imports: str, preamble: str, command: str) -> TheoryText:
+    """``imports``, the preamble (definitions), then one bridge command on a line of its own."""
+    lines = [f"theory {name}", f"  imports {imports}", "begin", ""]
+    if preamble.strip():
+        lines += preamble.strip("\n").splitlines() + [""]
+    lines.append(command)
+    marker = len(lines)
+    lines.append("end")
+    return TheoryText(name, "\n".join(lines) + "\n", marker)
+
+
+def check_theory(name: str, header: str, statement: str, steps: list[str] | tuple[str, ...],
+                 bridge_import: str, command: str) -> TheoryText:
+    """The full check: header, statement and the steps as plain theory text, then ``command`` (the
+    audit) at theory level, after the proof."""
     parts = split_header(header)
     imports = f"{parts.imports} {bridge_import}".strip() if bridge_import else parts.imports
     lines = [f"theory {name}", f"  imports {imports}", "begin", ""]
@@ -252,12 +500,11 @@ def build_theory(name: str, header: str, statement: str, steps: list[str] | tupl
         start = len(lines) + 1
         lines += step.splitlines() or [""]
         ranges.append((start, len(lines)))
-    lines.append(marker)
-    marker_line = len(lines)
-    if tail:
-        lines += tail.splitlines()
+    lines.append("")
+    lines.append(command)
+    marker = len(lines)
     lines.append("end")
-    return TheoryText(name, "\n".join(lines) + "\n", statement_lines, tuple(ranges), marker_line)
+    return TheoryText(name, "\n".join(lines) + "\n", marker, statement_lines, tuple(ranges))
 
 
 # -- messages ------------------------------------------------------------------------------------
@@ -274,8 +521,10 @@ class Message:
 
 
 def clean_message(text: str) -> str:
-    """Drop the position markers Isabelle leaves in message text; trim trailing blanks."""
-    return "\n".join(line.rstrip() for line in _HERE.sub("", text).strip("\n").splitlines())
+    """Drop the position markers Isabelle leaves in message text and the bridge's "At command"
+    trailer; trim trailing blanks."""
+    text = _AT_COMMAND.sub("", _HERE.sub("", text).strip("\n"))
+    return "\n".join(line.rstrip() for line in text.splitlines())
 
 
 def node_messages(payload: dict, theory: str | None = None) -> list[Message]:
@@ -312,24 +561,6 @@ def parse_sledgehammer(messages: list[Message]) -> list[str]:
     return found
 
 
-# -- proof states --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ProofState:
-    """What the bridge's `prover_goals` command printed."""
-
-    in_proof: bool  # False: back at theory level, the theorem is proved
-    text: str = ""  # the proof state as Isabelle prints it ("proof (prove)\\ngoal (1 subgoal): ...")
-
-    @property
-    def mode(self) -> str:
-        m = re.match(r"proof \((\w+)\)", self.text)
-        return m.group(1) if m else ""
-
-    @property
-    def no_subgoals(self) -> bool:
-        return "No subgoals!" in self.text and not re.search(r"(?m)^\s*1\. ", self.text)
-
-
 def normalize_goals(text: str) -> str:
     """The goal text the model reads: as Isabelle prints it, without trailing blanks or blank runs."""
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").strip("\n").splitlines()]
@@ -338,52 +569,6 @@ def normalize_goals(text: str) -> str:
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out).strip("\n")
-
-
-def read_proof_state(messages: list[Message], tag: str) -> ProofState | None:
-    """Find the `prover_goals TAG` output among the messages."""
-    for msg in messages:
-        if msg.kind != "writeln":
-            continue
-        head, _, rest = msg.text.partition("\n")
-        words = head.split()
-        if len(words) == 2 and words[0] == tag:
-            if words[1] == "theory":
-                return ProofState(False)
-            if words[1] == "proof":
-                return ProofState(True, normalize_goals(rest))
-    return None
-
-
-@dataclass(frozen=True)
-class Audit:
-    """What the bridge's `prover_audit` command printed about the proved theorem."""
-
-    name: str
-    skip_proof: bool
-    oracles: tuple[str, ...]
-
-
-def read_audit(messages: list[Message], tag: str) -> Audit | None:
-    for msg in messages:
-        if msg.kind != "writeln":
-            continue
-        head, _, rest = msg.text.partition("\n")
-        m = re.fullmatch(r"(\S+) audit (\S+) skip_proof=(true|false) oracles=(\d+)", head.strip())
-        if not m or m.group(1) != tag:
-            continue
-        names = []
-        for line in rest.splitlines():
-            line = line.strip()
-            if not line or line.startswith("oracles:"):
-                continue
-            line = re.sub(r"^(?:\\<bullet>|•|-|\*)\s*", "", line)
-            names.append(line.split(":")[0].split()[0])
-        count = int(m.group(4))
-        if count and len(names) < count:
-            names += ["<unreadable oracle>"] * (count - len(names))
-        return Audit(m.group(2), m.group(3) == "true", tuple(names))
-    return None
 
 
 def load_theorem(file: str | None, name: str | None, statement: str | None, header: str, write: bool,
