@@ -64,15 +64,20 @@ isabelle:
 isabelle-statements:
 	$(ISABELLE_EXE) build -v -j $(ISABELLE_JOBS) -d isabelle -d isabelle/minif2f MiniF2F_Valid MiniF2F_Test
 
-# Lean 4 for --backend lean-repl / leandojo (needs internet, ~5 GB): elan if missing, the MiniF2F
-# library, Mathlib's prebuilt cache, the build, and the REPL binary (`lake exe repl` builds it).
+# Lean 4 for --backend lean-repl / leandojo (needs internet, ~5 GB): git and curl (apt) if missing,
+# elan if missing, the MiniF2F library files, Mathlib's prebuilt cache, then only what the backends
+# and the editor need: ProverSuggest and the REPL binary (`lake exe repl` builds it). Neither
+# backend needs the 488 MiniF2F files compiled (the REPL elaborates each statement itself;
+# `prover lean trace` builds what it traces).
 ELAN_BIN := $(HOME)/.elan/bin
 lean:
+	@command -v git >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q git curl)
 	@command -v lake >/dev/null 2>&1 || test -x "$(ELAN_BIN)/lake" || \
 		(curl -sSfL https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh | \
 		 sh -s -- -y --default-toolchain none)
 	$(PYTHON) -m prover lean setup
 	cd lean_project && export PATH="$(ELAN_BIN):$$PATH" && \
 		(test -f lake-manifest.json || lake update) && \
-		lake exe cache get && lake build && lake exe repl < /dev/null
+		lake exe cache get && lake build ProverSuggest && lake exe repl < /dev/null
 	@echo "Lean ready. Add $(ELAN_BIN) to PATH, then: prover prove --backend lean-repl ..."

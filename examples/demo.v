@@ -1,5 +1,6 @@
-(* Theorems for `make demo`: each proof is missing and `prover prove` finds one. *)
-Require Import Arith ZArith Reals.
+(* Theorems for `make demo`: each proof is missing and `prover prove` finds one.
+   A proof can use the tactics of the libraries the file loads (here lia and lra). *)
+Require Import Arith ZArith Reals Lia Lra.
 
 Theorem add_zero_r : forall n : nat, n + 0 = n.
 Admitted.

@@ -9,8 +9,9 @@ request with the goal as text, see docs/repl.md), runs every candidate on the go
 rolls each run back, and shows the ones that work as "Try this:" actions (those that close the goal
 first). Clicking one replaces `prover_suggest` with it. The goal itself is left unchanged.
 
-Setup: `prover` on PATH (or `PROVER_CMD=/path/to/prover`), and this file in a library of the Lake
-project (`lean_lib ProverSuggest` in the lakefile), then `import ProverSuggest`.
+Setup: `prover` on PATH (or `PROVER_CMD=/path/to/prover`); `lean_project/lakefile.toml` declares
+this file as the library `ProverSuggest` and `make lean` builds it, so `import ProverSuggest` works
+in the project (copy the file and the `[[lean_lib]]` entry into another Lake project to use it there).
 Environment variables read when the tactic runs:
   PROVER_CMD        the prover executable (default `prover`)
   PROVER_BACKEND    the backend whose generator/prompt to use (default `lean-repl`)
@@ -26,7 +27,8 @@ open Lean Elab Tactic Meta
 namespace ProverSuggest
 
 /-- Words a suggestion must not contain: they would "prove" the goal without a proof. -/
-def forbidden : List String := ["sorry", "admit", "native_decide", "sorryAx"]
+def forbidden : List String := ["sorry", "admit", "native_decide", "sorryAx", "dbg_trace", "dbgTrace",
+  "exact?", "apply?", "rw?", "native := true", "+native"]
 
 def isForbidden (tac : String) : Bool :=
   forbidden.any fun w => (tac.splitOn w).length > 1

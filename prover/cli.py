@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -16,11 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from . import __version__
 from .backends.base import Theorem
-from .backends.coq.text import CoqSyntaxError, find_theorem, theorem_name
+from .backends.process import TempRoot
+from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .backends.coq.hammer import HammerConfig
-from .components import (BACKENDS, GENERATORS, BackendOptions, ConfigError, ModelOptions, cores_per_worker,
-                         hammer_warning, make_backend, make_generator)
+from .components import (BACKENDS, GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError, ModelOptions,
+                         check_generator, cores_per_worker, hammer_warning, make_backend, make_generator)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
@@ -43,6 +45,31 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
         return value
     return parse
+
+
+def add_coq_project_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Coq project (FILE's nearest _CoqProject is read; these add to it)")
+    g.add_argument("-R", nargs=2, action="append", default=[], metavar=("DIR", "LIB"), dest="coq_R",
+                   help="map DIR recursively to the logical name LIB (as coqc -R)")
+    g.add_argument("-Q", nargs=2, action="append", default=[], metavar=("DIR", "LIB"), dest="coq_Q",
+                   help="map DIR to LIB, qualified names only (as coqc -Q)")
+    g.add_argument("--coq-flag", action="append", default=[], metavar="FLAG",
+                   help="any other flag for coqtop and coqc, e.g. --coq-flag=-impredicative-set (repeatable)")
+    g.add_argument("--project", metavar="DIR",
+                   help="read the _CoqProject at or above DIR (or this _CoqProject file) instead of the one "
+                        "nearest FILE; with --statement, the only way to get a project's flags")
+    g.add_argument("--add-imports", action="store_true",
+                   help="FILE mode: let the search use the prelude's tactics (lia, lra, psatz, ring, field, "
+                        "sauto, ...) even where FILE does not load them; a proof that needs them gets the "
+                        "smallest `Require Import` before the theorem's outermost section/module (reported)")
+
+
+def coq_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    flags: list[str] = []
+    for flag, pairs in (("-R", args.coq_R), ("-Q", args.coq_Q)):
+        for directory, lib in pairs:
+            flags += [flag, directory, lib]
+    return tuple(flags + list(args.coq_flag))
 
 
 def add_search_options(p: argparse.ArgumentParser) -> None:
@@ -96,6 +123,39 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                         "(default 1.0; 0 = a beam-search run)")
     m.add_argument("--max-new-tokens", type=_positive(int), default=ModelOptions().max_new_tokens,
                    help="longest tactic in tokens (default %(default)s)")
+    m.add_argument("--batch-states", type=_positive(int), default=ModelOptions().batch_states,
+                   help="states per model call, across workers when the model is served (memory: states x "
+                        "candidates sequences; default %(default)s)")
+    m.add_argument("--gather-ms", type=_non_negative_float, default=ModelOptions().gather_seconds * 1000,
+                   help="served model (minif2f, repl): ms a request waits for others to join its batch "
+                        "(default %(default)g)")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of every benchmark run: which theorems, where the results go, how many workers."""
+    p.add_argument("--limit", type=_positive(int), help="only the first N theorems (file order)")
+    p.add_argument("--names", help="comma-separated theorem names")
+    p.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file")
+    p.add_argument("--resume", action="store_true", help="skip theorems already in --out and append")
+    p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1,
+                   help="worker processes, each with its own prover (default: number of cores)")
+    p.add_argument("--ray", metavar="local", choices=("local",), help="run as Ray actors on a local Ray")
+    p.add_argument("--ray-address", metavar="ADDR", help="run as Ray actors on this Ray cluster")
+    p.add_argument("--seed", type=int, default=0, help="seed recorded with the run (sampling generators)")
+    p.add_argument("--grace", type=_positive(float), default=30.0,
+                   help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
+                        "and marks its theorem timeout (default %(default)g)")
+    p.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
 
 
 def _temperatures(text: str) -> tuple[float, ...]:
@@ -109,14 +169,15 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
-    return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens)
+    return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens,
+                        args.batch_states, args.gather_ms / 1000)
 
 
-def backend_options(args: argparse.Namespace, workers: int = 1) -> BackendOptions:
+def backend_options(args: argparse.Namespace, workers: int = 1, flags: tuple[str, ...] = ()) -> BackendOptions:
     hammer = HammerConfig(enabled=not args.no_hammer, timeout=args.hammer_timeout, atp_limit=args.hammer_atp_limit,
                           reconstr_limit=args.hammer_reconstr_limit,
                           threads=args.hammer_threads or cores_per_worker(workers))
-    return BackendOptions(args.check_timeout, args.memory_mb, hammer)
+    return BackendOptions(args.check_timeout, args.memory_mb, coq_flags=flags, hammer=hammer)
 
 
 def warn_about_hammer(args: argparse.Namespace, options: BackendOptions, console: Console) -> None:
@@ -151,11 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
     p.add_argument("--allow-axiom", action="append", default=[], metavar="NAME",
                    help="an axiom the statement itself relies on, accepted by the full check (repeatable)")
+    add_coq_project_options(p)
     add_search_options(p)
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object with the result")
     out.add_argument("--write", action="store_true",
-                     help="put the found proof into FILE in place of the missing one (backup FILE.bak)")
+                     help="put the found proof into FILE in place of the missing one: only that proof changes; "
+                          "backup FILE.bak (FILE.bak.1, ... when it exists); nothing is written when the file "
+                          "changed during the search")
     out.add_argument("--graph", metavar="FILE", help="write the search graph as node-link JSON")
     out.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(run=cmd_prove)
@@ -172,22 +236,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_options(t)
     t.set_defaults(run=cmd_traces, backend="coq", json=False)
 
-    r = sub.add_parser("train", help="train a small local tactic model on a trace file",
-                       description="Train a byte-level BPE tokenizer and a small Llama-architecture model on "
-                       "(goals, next tactic) pairs, in the backend's prompt format; save both to DIR, "
-                       "which `prover prove --generator hf --model DIR` loads.")
-    r.add_argument("--data", required=True, metavar="TRACES.jsonl", help="trace file (from `prover traces`)")
+    r = sub.add_parser("train", help="train a tactic model on the Coq corpus or a trace file",
+                       description="Train a tactic model on (goals, next tactic) pairs in the backend's prompt "
+                       "format, the loss on the completion only, and save it to DIR, which `prover prove "
+                       "--generator hf --model DIR` loads. From scratch (a byte-level BPE tokenizer and a small "
+                       "Llama-architecture model), or from a local pretrained checkpoint (--base; --lora R "
+                       "trains LoRA adapters, merged into the saved weights). From a corpus directory (`prover "
+                       "corpus build`), one training theorem in 20 is kept for validation and the held-out "
+                       "files are never trained on; next-tactic accuracy on both is reported.")
+    r.add_argument("--data", required=True, metavar="CORPUS_DIR|TRACES.jsonl",
+                   help="a corpus directory (from `prover corpus build`) or a trace file (from `prover traces`)")
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
     r.add_argument("--backend", choices=("coq", "lean4", "isabelle"), default="coq",
-                   help="prompt format of the traces (default %(default)s)")
+                   help="prompt format of the traces (default %(default)s; a corpus is Coq)")
     dt = _train_defaults()
+    r.add_argument("--base", metavar="DIR", help="start from this local pretrained checkpoint (its tokenizer too)")
+    r.add_argument("--lora", type=_positive(int), metavar="R", help="with --base: train LoRA adapters of rank R")
     r.add_argument("--steps", type=_positive(int), default=dt.steps, help="optimizer steps (default %(default)s)")
     r.add_argument("--batch-size", type=_positive(int), default=dt.batch_size, help="default %(default)s")
-    r.add_argument("--lr", type=_positive(float), default=dt.lr, help="peak learning rate (default %(default)g)")
+    r.add_argument("--lr", type=_positive(float),
+                   help=f"peak learning rate (default {dt.lr:g} from scratch, 1e-3 with --lora, 1e-4 with --base)")
+    r.add_argument("--max-len", type=_positive(int), default=dt.max_len,
+                   help="examples longer than this many tokens are left out (default %(default)s)")
+    r.add_argument("--eval-limit", type=_positive(int), default=dt.eval_limit,
+                   help="validation and held-out steps evaluated at most, a seeded sample (default %(default)s)")
     r.add_argument("--vocab-size", type=_positive(int), default=dt.vocab_size, help="default %(default)s")
     r.add_argument("--hidden", type=_positive(int), default=dt.hidden, help="model width (default %(default)s)")
     r.add_argument("--layers", type=_positive(int), default=dt.layers, help="default %(default)s")
     r.add_argument("--heads", type=_positive(int), default=dt.heads, help="default %(default)s")
+    r.add_argument("--intermediate", type=_positive(int), default=dt.intermediate,
+                   help="MLP width (default %(default)s)")
     r.add_argument("--seed", type=int, default=dt.seed, help="default %(default)s")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.set_defaults(run=cmd_train)
@@ -197,22 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "logged as proved. Results are appended (flushed, fsynced) as each theorem finishes.")
     m.add_argument("--backend", choices=BACKENDS, default="coq", help="proof assistant (default %(default)s)")
     m.add_argument("--split", choices=("valid", "test"), help="benchmark split (default: both)")
-    m.add_argument("--limit", type=_positive(int), help="only the first N theorems (file order)")
-    m.add_argument("--names", help="comma-separated theorem names")
     m.add_argument("--data", metavar="DIR", help="miniF2F JSONL directory (default ../shared/data/minif2f)")
-    m.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file")
-    m.add_argument("--resume", action="store_true", help="skip theorems already in --out and append")
-    m.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1,
-                   help="worker processes, each with its own prover (default: number of cores)")
-    m.add_argument("--ray", metavar="local", choices=("local",), help="run as Ray actors on a local Ray")
-    m.add_argument("--ray-address", metavar="ADDR", help="run as Ray actors on this Ray cluster")
-    m.add_argument("--seed", type=int, default=0, help="seed recorded with the run (sampling generators)")
-    m.add_argument("--grace", type=_positive(float), default=30.0,
-                   help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
-                        "and marks its theorem timeout (default %(default)g)")
-    m.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
+    add_run_options(m)
     add_search_options(m)
     m.set_defaults(run=cmd_minif2f)
+
+    bench = sub.add_parser("bench", help="run a benchmark other than miniF2F (coqlib: held-out Coq library theorems)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    q = bench_sub.add_parser(
+        "coqlib", help="held-out theorems of the installed Coq libraries, each in its file context",
+        description="Prove the theorems of the held-out library files (never in the training corpus), each "
+        "opened in its installed file with everything before it and nothing after it; a proof counts only "
+        "when the whole file, with the proof in place, compiles from the installed source. The test set is "
+        "a fixed seeded sample listed in prover/runs/data/coqlib-test.jsonl. Same results format, "
+        "--resume, `prover verify` and `prover report` as `prover minif2f`.")
+    q.add_argument("--split", choices=("test",), default="test", help="benchmark split (default %(default)s)")
+    add_run_options(q)
+    add_search_options(q)
+    q.set_defaults(run=cmd_bench_coqlib, backend="coq")
 
     v = sub.add_parser("verify", help="re-check every proved line of results files from scratch")
     v.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
@@ -270,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="connect to 127.0.0.1:N rather than start a REPL (default: $PROVER_REPL_PORT)")
     c.add_argument("--no-progress", action="store_true", help="leave out progress lines")
     c.set_defaults(run=cmd_client)
+
+    from .corpus.command import add_corpus_parser
+    add_corpus_parser(sub, _Parser, _positive)
 
     lean = sub.add_parser("lean", help="set up and trace lean_project/ (the Lean 4 backends' project)",
                           description="Lean 4 project commands. `make lean` runs setup, then builds the project.")
@@ -388,8 +471,15 @@ def _train_defaults():
     return TrainConfig()
 
 
-def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, int] | None]:
-    """The theorem to prove, and for FILE mode the source plus the span its proof occupies."""
+def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, object]:
+    """The theorem to prove, and for FILE mode what --write needs: a CoqFileTheorem is its own (it
+    knows its file), Isabelle gives the source and the span its proof occupies."""
+    coq_options = [o for o, given in (("-R/-Q/--coq-flag", coq_flags(args)), ("--project", args.project),
+                                      ("--add-imports", args.add_imports)) if given]
+    if coq_options and args.backend != "coq":
+        raise ConfigError(f"{', '.join(coq_options)}: Coq options, not for --backend {args.backend}")
+    if args.add_imports and not args.file:
+        raise ConfigError("--add-imports goes with FILE (a statement always has the prelude)")
     if args.backend == "isabelle":
         from .backends.isabelle.text import load_theorem
 
@@ -415,41 +505,68 @@ def _load_theorem(args: argparse.Namespace) -> tuple[Theorem, tuple[str, int, in
                           "and --header 'import Mathlib ...'")
     if not args.theorem:
         raise ConfigError("FILE needs --theorem NAME")
-    path = Path(args.file)
+    from .backends.coq.document import CoqDocument, FileContextError
+
     try:
-        source = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"no such file: {args.file}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {args.file}: {e}") from None
-    try:
-        found = find_theorem(source, args.theorem)
-    except KeyError:
-        raise ConfigError(f"theorem {args.theorem!r} not found in {args.file}") from None
-    except CoqSyntaxError as e:
-        raise ConfigError(f"cannot parse {args.file}: {e}") from None
-    theorem = Theorem(found.name, found.statement, found.header, tuple(args.allow_axiom))
-    return theorem, (source, found.statement_end, found.proof_end)
+        document = CoqDocument.read(args.file, extra_flags=coq_flags(args), project_root=args.project)
+        theorem = document.theorem(args.theorem, tuple(args.allow_axiom), args.add_imports)
+    except FileContextError as e:
+        raise ConfigError(str(e)) from None
+    return theorem, theorem
 
 
-def _write_proof(path: str, span: tuple[str, int, int], proof: str) -> str:
-    source, start, end = span
+class WriteRefused(Exception):
+    """--write found the file changed on disk since it was read."""
+
+
+def _free_backup(path: str) -> str:
+    """FILE.bak, or FILE.bak.1, FILE.bak.2, ... when taken: a backup is never overwritten."""
     backup = path + ".bak"
-    shutil.copyfile(path, backup)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(source[:start] + "\n" + proof + source[end:])
+    n = 0
+    while os.path.lexists(backup):
+        n += 1
+        backup = f"{path}.bak.{n}"
+    return backup
+
+
+def _replace_file(path: str, original: str, new_text: str, newline: str | None = "") -> str:
+    """Write ``new_text`` over ``path`` if it still holds ``original`` (read with ``newline`` as
+    ``original`` was); returns the backup's path."""
+    try:
+        with open(path, encoding="utf-8", newline=newline) as f:
+            current = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise WriteRefused(f"cannot read {path} again: {e}") from None
+    if current != original:
+        raise WriteRefused(f"{path} changed on disk during the search; not written (the proof is above)")
+    backup = _free_backup(path)
+    shutil.copy2(path, backup)
+    tmp = f"{path}.prover-tmp"
+    with open(tmp, "w", encoding="utf-8", newline=newline) as f:
+        f.write(new_text)
         f.flush()
         os.fsync(f.fileno())
+    shutil.copymode(path, tmp)
     os.replace(tmp, path)
     return backup
+
+
+def _write_proof(path: str, target, result: SearchResult) -> str:
+    from .backends.coq.document import CoqFileTheorem
+
+    if isinstance(target, CoqFileTheorem):
+        requires = tuple(getattr(result.check, "requires", ()))
+        return _replace_file(path, target.document.source, target.written(result.tactics, requires))
+    source, start, end = target
+    return _replace_file(path, source, source[:start] + "\n" + result.proof + source[end:], newline=None)
 
 
 def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     theorem, span = _load_theorem(args)
     config = search_config(args)
     generator = _make_generator(args, console)
-    options = backend_options(args)
+    flags = _statement_flags(args) if span is None and args.backend == "coq" else ()
+    options = backend_options(args, flags=flags)
     warn_about_hammer(args, options, console)
     backend = make_backend(args.backend, options)
     try:
@@ -460,14 +577,48 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(result.failure_message)
     if args.graph:
         Path(args.graph).write_text(result.graph_json(), encoding="utf-8")
-    backup = _write_proof(args.file, span, result.proof) if (args.write and result.proved) else None
+    backup, refused = None, None
+    if args.write and result.proved:
+        try:
+            backup = _write_proof(args.file, span, result)
+        except WriteRefused as e:
+            refused = str(e)
+    file_info = _file_info(result) if hasattr(span, "document") else {}  # a Coq file theorem
     if args.json:
         out = {"theorem": theorem.name, "backend": args.backend, "generator": generator.name,
-               "model": generator.model_id, "verified": result.proved, **result.to_dict()}
+               "model": generator.model_id, "verified": result.proved, **result.to_dict(), **file_info}
+        if args.write:
+            out["written"] = backup is not None
+            out["backup"] = backup
+            if refused:
+                out["write_error"] = refused
         print(json.dumps(out))
     else:
-        _print_result(console, result, backup)
+        _print_result(console, result, backup, file_info)
+        if refused:
+            console.print(f"[red]error:[/red] {refused}", highlight=False, soft_wrap=True)
+    if refused:
+        return EXIT_NOT_PROVED
     return EXIT_PROVED if result.proved else EXIT_NOT_PROVED
+
+
+def _statement_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """--statement mode: the flags of --project's _CoqProject (if given) and the command line's."""
+    from .backends.coq.project import CoqProject, ProjectError, check_flags
+
+    try:
+        if args.project:
+            return CoqProject.for_file(args.project, coq_flags(args), root=args.project).flags
+        return check_flags(coq_flags(args))
+    except ProjectError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _file_info(result: SearchResult) -> dict:
+    """What a file check adds: the imports the written file gets, the file's own axioms it uses."""
+    check = result.check
+    return {"added_imports": list(getattr(check, "requires", ())),
+            "file_axioms": list(getattr(check, "file_axioms", ()))} if result.proved else {}
 
 
 def _make_generator(args: argparse.Namespace, console: Console):
@@ -484,13 +635,15 @@ def _run_search(theorem, backend, generator, config, console: Console, quiet: bo
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"proving {theorem.name}", total=config.max_expansions, info="")
+        if hasattr(backend, "on_load"):  # a long file runs up to the theorem first
+            backend.on_load = lambda done, total: bar.update(task, info=f"running the file: {done}/{total} sentences")
         def on_progress(p):
             bar.update(task, completed=p.expansions,
                        info=f"nodes {p.nodes} · tactics {p.tactic_calls} · depth {p.best_depth}")
         return search(theorem, backend, generator, config, on_progress=on_progress)
 
 
-def _print_result(console: Console, r: SearchResult, backup: str | None) -> None:
+def _print_result(console: Console, r: SearchResult, backup: str | None, file_info: dict | None = None) -> None:
     out = Console()
     stats = (f"{r.expansions} expansions, {r.tactic_calls} tactic calls, {r.elapsed:.2f} s "
              f"(full check {r.check_seconds:.2f} s)")
@@ -498,6 +651,12 @@ def _print_result(console: Console, r: SearchResult, backup: str | None) -> None
         axioms = f"; axioms: {', '.join(r.axioms)}" if r.axioms else ""
         out.print(Panel(r.proof, title=f"[green]proved {r.theorem}[/green]", expand=False))
         out.print(f"verified by a full re-check; {stats}{axioms}", highlight=False, soft_wrap=True)
+        info = file_info or {}
+        if info.get("file_axioms"):
+            out.print(f"uses axioms the file itself declares: {', '.join(info['file_axioms'])}", highlight=False)
+        if info.get("added_imports"):
+            out.print(f"the proof needs imports the file lacks: {' '.join(info['added_imports'])} (added before "
+                      "the theorem's outermost section/module when written)", highlight=False, soft_wrap=True)
         if backup:
             out.print(f"wrote the proof into the file (backup: {backup})", highlight=False)
     else:
@@ -541,57 +700,137 @@ def cmd_traces(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace, console: Console) -> int:
-    from .models.prompts import format_for
+def _training_data(args: argparse.Namespace):
+    """(train, valid, held-out steps, a summary) from a corpus directory or a trace file."""
+    from .models.corpus_examples import load_corpus
     from .models.traces import read_traces
-    from .models.train import TrainConfig, train
 
+    path = Path(args.data)
+    if path.is_dir():
+        if args.backend != "coq":
+            raise ConfigError("a corpus directory holds Coq proofs: --backend coq")
+        try:
+            corpus = load_corpus(path)
+        except (OSError, ValueError) as e:
+            raise ConfigError(str(e)) from None
+        summary = {"corpus": str(path), "files": corpus.files, "train_steps": len(corpus.train),
+                   "valid_steps": len(corpus.valid), "held_out_steps": len(corpus.held_out),
+                   "refused_steps": corpus.refused}
+        if not corpus.train:
+            raise ConfigError(f"{args.data}: no training steps in the corpus (only held-out files?)")
+        return corpus.train, corpus.valid, corpus.held_out, summary
     try:
-        steps = read_traces(args.data)
-        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, vocab_size=args.vocab_size,
-                             hidden=args.hidden, layers=args.layers, heads=args.heads, seed=args.seed)
+        steps = read_traces(path)
+    except FileNotFoundError:
+        raise ConfigError(f"no such file or corpus directory: {args.data}") from None
     except OSError as e:
         raise ConfigError(f"cannot read {args.data}: {e.strerror}") from None
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if not steps:
         raise ConfigError(f"{args.data}: no steps to train on")
+    return steps, [], [], {"traces": str(path), "train_steps": len(steps)}
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from .models.prompts import format_for
+    from .models.train import TrainConfig, train
+
+    if args.lora and not args.base:
+        raise ConfigError("--lora adapts a pretrained model: give --base DIR")
+    if args.base and not Path(args.base).is_dir():
+        raise ConfigError(f"base model directory not found: {args.base}")
+    lr = args.lr or (1e-3 if args.lora else 1e-4 if args.base else _train_defaults().lr)
+    try:
+        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=lr, vocab_size=args.vocab_size,
+                             hidden=args.hidden, layers=args.layers, heads=args.heads,
+                             intermediate=args.intermediate, max_len=args.max_len, seed=args.seed,
+                             lora_rank=args.lora or 0, eval_limit=args.eval_limit)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    steps, valid, held_out, summary = _training_data(args)
     with Progress(SpinnerColumn(), TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True,
                   disable=args.quiet) as bar:
         task = bar.add_task("train", total=config.steps, info="")
         try:
             report = train(steps, args.out, format_for(args.backend), config,
-                           on_step=lambda i, loss: bar.update(task, completed=i, info=f"loss {loss:.3f}"))
+                           on_step=lambda i, loss: bar.update(task, completed=i, info=f"loss {loss:.3f}"),
+                           valid=valid, held_out=held_out, base=args.base, data=summary)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    Console().print(f"trained {report.parameters:,} parameters on {report.examples} examples "
-                    f"({report.skipped} too long) in {report.seconds:.1f} s; loss {report.first_loss:.3f} -> "
-                    f"{report.final_loss:.3f}; saved to {report.out_dir}", highlight=False, soft_wrap=True)
+    out = Console()
+    how = f"LoRA rank {config.lora_rank} on {args.base}" if config.lora_rank else \
+        f"from {args.base}" if args.base else "from scratch"
+    out.print(f"trained {report.trainable_parameters:,} of {report.parameters:,} parameters ({how}) on "
+              f"{report.examples} examples ({report.skipped} too long) in {report.seconds:.1f} s; loss "
+              f"{report.first_loss:.3f} -> {report.final_loss:.3f}; saved to {report.out_dir}",
+              highlight=False, soft_wrap=True)
+    for name, ev in (("validation", report.valid), ("held-out", report.held_out)):
+        if ev is not None:
+            out.print(f"{name} next-tactic accuracy {100 * ev.accuracy:.1f}% of {ev.examples} steps "
+                      f"(loss {ev.loss:.3f} per token)", highlight=False)
     return 0
 
 
 def cmd_minif2f(args: argparse.Namespace, console: Console) -> int:
-    from .runs.benchmark import run_minif2f
+    from .runs.benchmark import minif2f_suite
+
+    return _run_suite(args, console, lambda names: minif2f_suite(args.backend, args.split, names, args.limit,
+                                                                 args.data))
+
+
+def cmd_bench_coqlib(args: argparse.Namespace, console: Console) -> int:
+    from .runs.benchmark import coqlib_suite
+
+    return _run_suite(args, console, lambda names: coqlib_suite(args.backend, args.split, names, args.limit))
+
+
+def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
+    from .runs.benchmark import run_benchmark
     from .runs.results import ResultsError
-    from .runs.runner import RunSpec
+    from .runs.runner import RunSpec, RunStopped
 
     if args.ray and args.ray_address:
         raise ConfigError("give --ray local or --ray-address, not both")
-    make_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
+    check_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
     options = backend_options(args, args.workers)
     warn_about_hammer(args, options, console)
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args), options, args.seed,
                    grace=args.grace, model=model_options(args))
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+    ray = args.ray_address or args.ray
     try:
-        summary = run_minif2f(spec, args.split, names, args.limit, args.data, args.out, args.workers, args.resume,
-                              args.ray_address or args.ray, console, args.quiet)
+        suite = make_suite(names)
+        with _served(spec, ray, args, console) as spec:  # a model: one service process for every worker
+            summary = run_benchmark(spec, suite, args.out, args.workers, args.resume, ray, console, args.quiet)
+    except RunStopped as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        return 1
     except (ResultsError, ValueError) as e:
         raise ConfigError(str(e)) from None
     Console().print(f"{summary['proved']}/{summary['total']} proved ({summary['ran']} run now); results in "
                     f"{args.out}", highlight=False)
     return 0
+
+
+@contextlib.contextmanager
+def _served(spec, ray, args: argparse.Namespace, console: Console):
+    """The run's spec with its model served by one generator service process (local runs)."""
+    from .runs.serving import served_model
+
+    if spec.generator not in MODEL_GENERATORS or ray or args.quiet:
+        with served_model(spec, bool(ray)) as served:
+            yield served
+        return
+    status = console.status(f"loading model {spec.model.model} into the generator service")
+    status.start()
+    try:
+        with served_model(spec, bool(ray)) as served:
+            status.stop()
+            yield served
+    finally:
+        status.stop()
 
 
 def _read_all(paths: list[str]):
@@ -649,9 +888,16 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
     options = backend_options(args, args.workers)
     warn_about_hammer(args, options, console)
     defaults = Defaults(search_config(args), options, args.backend, args.generator, args.tactics)
-    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions),
-                    lambda name, backend, tactics: make_generator(name, backend, tactics, model_options(args)))
-    server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions), _repl_generators(args))
+    try:
+        if args.generator in MODEL_GENERATORS:
+            with console.status(f"loading model {args.model} into the generator service"):
+                server.generators.get(args.generator, args.backend, args.tactics)  # load it now: errors at once
+        else:
+            server.generators.get(args.generator, args.backend, args.tactics)
+    except BaseException:
+        server.generators.close()
+        raise
     if args.port is None:
         return serve_stdio(server)
     try:
@@ -659,6 +905,25 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
             f"prover repl: listening on {host}:{port}", highlight=False))
     except OSError as e:
         raise ConfigError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror}") from None
+
+
+def _repl_generators(args: argparse.Namespace):
+    """The REPL's generator factory: a model is served by a generator service process (one per backend's
+    prompt), which batches concurrent requests and is started again if it dies; others run in-process."""
+    from .models.service import ServedModel, ServiceConfig
+
+    served: dict[str, ServedModel] = {}
+
+    def make(name: str, backend: str, tactics: str | None):
+        options = model_options(args)
+        if name not in MODEL_GENERATORS:
+            return make_generator(name, backend, tactics, options)
+        check_generator(name, backend, tactics, options)
+        if backend not in served:
+            served[backend] = ServedModel(ServiceConfig(backend, options))
+        return make_generator(name, backend, tactics, options, served=served[backend])
+
+    return make
 
 
 def cmd_client(args: argparse.Namespace, console: Console) -> int:
@@ -697,7 +962,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so prover processes stop
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args, console)
+        with TempRoot():  # whatever this command and its provers write to TMPDIR goes with it
+            return args.run(args, console)
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT

@@ -11,6 +11,7 @@ from .models.base import Generator
 
 BACKENDS = ("coq", "lean-repl", "leandojo", "isabelle")
 GENERATORS = ("portfolio", "hf", "mix", "hammer")
+MODEL_GENERATORS = ("hf", "mix")  # the ones with a language model behind them (served to runs and the REPL)
 
 
 class ConfigError(ValueError):
@@ -21,6 +22,7 @@ class ConfigError(ValueError):
 class BackendOptions:
     check_timeout: float = 600.0
     memory_mb: int | None = None  # None: the backend's own default (Coq 6144, Lean 32768)
+    coq_flags: tuple[str, ...] = ()  # load-path flags of coqtop and coqc for a statement (a file has its own)
     hammer: HammerConfig | None = None  # Coq's hammer step; None: its defaults
 
 
@@ -53,6 +55,8 @@ class ModelOptions:
     decoding: str = "beam"  # beam | sample
     temperatures: tuple[float, ...] | None = None  # default: (0,) for beam, (1,) for sample
     max_new_tokens: int = 256
+    batch_states: int = 4  # states per model call (rows = states x candidates): the memory-safe batch
+    gather_seconds: float = 0.02  # a served model: how long a request waits for others to join its batch
 
 
 def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
@@ -62,7 +66,7 @@ def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
         from .backends.process import ProcessLimits
 
         limits = ProcessLimits(memory_bytes=(options.memory_mb or 6144) * 1024 * 1024)
-        return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout,
+        return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout, flags=options.coq_flags,
                                     hammer=options.hammer or HammerConfig()))
     if name == "isabelle":
         return _make_isabelle(options)
@@ -90,12 +94,14 @@ def _make_lean_backend(name: str, options: BackendOptions) -> Backend:
 
 
 def make_generator(name: str, backend: str, tactics_file: str | None = None,
-                   model: ModelOptions | None = None) -> Generator:
+                   model: ModelOptions | None = None, served: Generator | None = None) -> Generator:
+    """The generator ``name``. For ``hf``/``mix``, ``served`` is the model as a client of a generator
+    service (nothing is loaded here); without it the model is loaded into this process."""
     from .models.portfolio import PortfolioGenerator
 
     model = model or ModelOptions()
-    if name in ("hf", "mix"):
-        return _model_generator(name, backend, tactics_file, model)
+    if name in MODEL_GENERATORS:
+        return _model_generator(name, backend, tactics_file, model, served)
     if model.model is not None:
         raise ConfigError(f"--model needs --generator hf or mix (not {name})")
     if name == "hammer":
@@ -124,8 +130,20 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None,
     raise ConfigError(f"unknown generator {name!r} (available: {', '.join(GENERATORS)})")
 
 
-def _model_generator(name: str, backend: str, tactics_file: str | None, options: ModelOptions) -> Generator:
-    from .models.hf import HFConfig, HFGenerator, MixGenerator, ModelLoadError
+def check_generator(name: str, backend: str, tactics_file: str | None = None,
+                    model: ModelOptions | None = None) -> None:
+    """Refuse bad generator options at once (``ConfigError``) without loading a model."""
+    model = model or ModelOptions()
+    if name in MODEL_GENERATORS:
+        _model_config(name, backend, tactics_file, model)
+        if name == "mix":
+            make_generator("portfolio", backend, tactics_file)
+    else:
+        make_generator(name, backend, tactics_file, model)
+
+
+def _model_config(name: str, backend: str, tactics_file: str | None, options: ModelOptions):
+    from .models.hf import HFConfig, resolve_device_name
     from .models.prompts import format_for
 
     if not options.model:
@@ -135,14 +153,27 @@ def _model_generator(name: str, backend: str, tactics_file: str | None, options:
     try:
         prompt = format_for(backend)
         temperatures = HFConfig.temperatures_for(options.decoding, options.temperatures)
-        config = HFConfig(options.model, options.device, temperatures, options.max_new_tokens)
+        config = HFConfig(options.model, options.device, temperatures, options.max_new_tokens,
+                          batch_states=options.batch_states)
+        resolve_device_name(options.device)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    return prompt, config
+
+
+def _model_generator(name: str, backend: str, tactics_file: str | None, options: ModelOptions,
+                     served: Generator | None) -> Generator:
+    from .models.hf import HFGenerator, MixGenerator, ModelLoadError
+
+    prompt, config = _model_config(name, backend, tactics_file, options)
     portfolio = make_generator("portfolio", backend, tactics_file) if name == "mix" else None
-    try:
-        model = HFGenerator.load(config, prompt)
-    except ModelLoadError as e:
-        raise ConfigError(str(e)) from e
+    if served is not None:
+        model = served
+    else:
+        try:
+            model = HFGenerator.load(config, prompt)
+        except ModelLoadError as e:
+            raise ConfigError(str(e)) from e
     return MixGenerator(model, portfolio) if portfolio is not None else model
 
 

@@ -1,9 +1,11 @@
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,20 +15,32 @@ SHARED_DATA = Path(os.environ.get("PROVER_SHARED_DATA", ROOT.parent / "shared" /
 def processes_with_marker(marker: str) -> list[int]:
     """Pids of live processes whose environment carries ``marker`` (how tests find leaked children)."""
     found = []
-    needle = f"PROVER_TEST_MARK={marker}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for proc in psutil.process_iter():
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read()
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
+            if proc.environ().get("PROVER_TEST_MARK") == marker and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except psutil.Error:
             continue
-        if needle in env.split(b"\0") and state != b"Z":
-            found.append(int(entry))
     return found
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie has ended)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_dead(pid: int, seconds: float = 30.0) -> bool:
+    """Wait until ``pid`` has ended; False if it still runs after ``seconds`` (generous: a loaded
+    machine is slow to schedule the exit, and only a process that never ends fails this)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return not alive(pid)
 
 
 @pytest.fixture
@@ -48,3 +62,27 @@ def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProce
     return subprocess.run([sys.executable, "-m", "prover", *args], cwd=kw.pop("cwd", ROOT),
                           env=cli_env(kw.pop("env", None)), capture_output=True, text=True,
                           timeout=timeout, **kw)
+
+
+# A tiny tactic model trained here in seconds (no downloads): the served-model and training tests share it.
+TINY_STATES = [
+    "1 goal\n============================\nforall a b : nat, a + b = b + a",
+    "1 goal\na, b : nat\n============================\na + b = b + a",
+    "1 goal\nx : R\nH : 0 < x\n============================\nx * 1 = x",
+    "1 goal\n============================\nforall P Q : Prop, P /\\ Q -> Q /\\ P",
+]
+TINY_TACTICS = ["intros", "lia", "ring", "tauto"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A 60-step model: it has learned the frame (tactic, then the stop line) but is far from certain."""
+    pytest.importorskip("torch")
+    from prover.models.prompts import COQ
+    from prover.models.traces import TraceStep
+    from prover.models.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    train([TraceStep(g, t) for g, t in zip(TINY_STATES, TINY_TACTICS)], out, COQ,
+          TrainConfig(steps=60, batch_size=4, hidden=32, intermediate=64, vocab_size=400, lr=1e-2, warmup=5))
+    return out

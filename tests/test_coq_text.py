@@ -72,3 +72,23 @@ def test_tactics_accepted_as_one_line_sentence(tactic, expected):
 def test_tactics_refused(tactic):
     sentence, why = check_tactic(tactic)
     assert sentence is None and why
+
+
+def test_an_ellipsis_ends_a_sentence_and_a_double_dot_does_not():
+    text = 'Proof with auto. split... - intros... Notation "[ x ; .. ; y ]" := (cons x .. (cons y nil) ..). Qed.'
+    assert [s.clean for s in split_sentences(text)] == [
+        "Proof with auto.", "split...", "-", "intros...",
+        'Notation "[ x ; .. ; y ]" := (cons x .. (cons y nil) ..).', "Qed."]
+
+
+def test_a_selector_before_a_brace_is_a_sentence_of_its_own():
+    text = "case lebP; intros hle.\n  2: {\n    symmetry. }\n  [x]: { auto. }\n  1-2, 4: { a. }"
+    assert [s.clean for s in split_sentences(text)] == [
+        "case lebP; intros hle.", "2: {", "symmetry.", "}", "[x]: {", "auto.", "}", "1-2, 4: {", "a.", "}"]
+    assert check_tactic("2: {")[0] is None
+
+
+def test_a_bullet_touching_its_tactic_is_still_a_bullet():
+    text = "split.\n  ++now apply H.\n  --rewrite H.\n    **auto.\n  - exact I."
+    assert [s.clean for s in split_sentences(text)] == [
+        "split.", "++", "now apply H.", "--", "rewrite H.", "**", "auto.", "-", "exact I."]

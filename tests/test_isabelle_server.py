@@ -336,7 +336,7 @@ def test_timeouts_inside_isabelle_and_at_the_server(backend, standin):
     pid = backend.pid
     start = time.monotonic()
     out = backend.apply(root, "apply (induct x)", 0.5)  # the server does not answer: cancelled
-    assert isinstance(out, TimedOut) and time.monotonic() - start < 5
+    assert isinstance(out, TimedOut) and time.monotonic() - start < 30  # generous: a loaded machine is slow
     assert "cancel" in standin.commands() and backend.pid == pid and backend.restarts == 0
     assert backend.apply(root, "apply (subst h0)", 5).state.goals == AFTER_SUBST
 
@@ -347,7 +347,7 @@ def test_a_server_deaf_to_cancel_is_replaced_and_states_are_rebuilt(backend, sta
     old = backend.pid
     start = time.monotonic()
     out = backend.apply(root, "apply (simp add: loop)", 0.5)
-    assert isinstance(out, TimedOut) and time.monotonic() - start < 10
+    assert isinstance(out, TimedOut) and time.monotonic() - start < 60  # generous: a loaded machine is slow
     assert backend.restarts == 1 and not alive(old)
     # the next step on a deep state goes to a fresh server: reopen, rebuild the state from its
     # proof text (one request), then the step

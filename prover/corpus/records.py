@@ -76,8 +76,8 @@ def corpus_files(directory: str | Path) -> list[Path]:
     return sorted([*base.rglob("*.jsonl"), *base.rglob("*.jsonl.gz")])
 
 
-def _open(path: Path, mode: str):
-    if path.name.endswith(".gz"):
+def _open(path: Path, mode: str, gz: bool | None = None):
+    if path.name.endswith(".gz") if gz is None else gz:
         return gzip.open(path, mode + "t", encoding="utf-8")
     return open(path, mode, encoding="utf-8")
 
@@ -96,7 +96,7 @@ def write_file(path: str | Path, records: list[TheoremRecord | Step]) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    with _open(tmp, "w") as f:
+    with _open(tmp, "w", gz=p.name.endswith(".gz")) as f:  # the temporary name does not say .gz
         for r in records:
             f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
     tmp.replace(p)

@@ -23,11 +23,21 @@ class Candidate:
         return self.logprob / max(1, self.num_tokens)
 
 
+class GeneratorError(RuntimeError):
+    """The model failed on a request (it stays up: other requests go on)."""
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The model is out of reach: its service process or actor died or never started. A run stops
+    cleanly on it; the REPL answers the request with an error and starts the service again."""
+
+
 class Generator(ABC):
     """Proposes tactics for a goal. Implementations: the portfolio, the Hugging Face LM, mixes."""
 
     name: str = "generator"
     model_id: str | None = None
+    concurrent: bool = False  # whether several threads may call it at once (a served model: yes)
 
     @abstractmethod
     def generate(self, goals: str, n: int) -> list[Candidate]:
@@ -36,6 +46,9 @@ class Generator(ABC):
     def generate_batch(self, goals: list[str], n: int) -> list[list[Candidate]]:
         """Candidates for several open states at once; models override this to batch on the GPU."""
         return [self.generate(g, n) for g in goals]
+
+    def close(self) -> None:
+        """Release what the generator holds (a served model: its service process)."""
 
 
 def rank_candidates(candidates: list[Candidate], n: int) -> list[Candidate]:

@@ -24,6 +24,7 @@ import copy
 import inspect
 import math
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -110,6 +111,15 @@ def hub_reachable(timeout: float = 2.0) -> bool:
     t.start()
     t.join(timeout + 0.5)
     return ok.is_set()
+
+
+_DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def resolve_device_name(device: str) -> None:
+    """``ValueError`` for a device name that is not auto, cpu, cuda, cuda:N or mps (no torch needed)."""
+    if not _DEVICE_NAME.match(device):
+        raise ValueError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps)")
 
 
 def resolve_device(device: str):
@@ -402,6 +412,10 @@ class MixGenerator(Generator):
         self.model, self.portfolio = model, portfolio
         self.name = "mix"
         self.model_id = model.model_id
+        self.concurrent = model.concurrent  # the portfolio is a pure function of the goals
+
+    def close(self) -> None:
+        self.model.close()
 
     def generate(self, goals: str, n: int) -> list[Candidate]:
         return self.generate_batch([goals], n)[0]

@@ -55,8 +55,10 @@ class ReplClient:
         """
         argv = [sys.executable, "-m", "prover", "repl", *repl_args]
         # No memory cap on the REPL itself: its provers get their own caps, which they could not
-        # raise above an inherited one.
-        proc = InteractiveProcess(argv, cwd or os.getcwd(), ProcessLimits(memory_bytes=None), env=env)
+        # raise above an inherited one. Its TMPDIR stays ours (not the user's directory it runs in):
+        # it makes its own temp root there.
+        proc = InteractiveProcess(argv, cwd or os.getcwd(), ProcessLimits(memory_bytes=None), env=env,
+                                  tmpdir=None)
         spawn = proc.spawn  # its stdout carries the REPL's stderr too: lines that are not JSON
 
         def readline() -> bytes:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
+from dataclasses import replace
 from typing import Callable
 
 from ..backends.base import Backend, Finished, InitError, Next, Theorem
-from ..backends.coq.text import CoqSyntaxError, find_theorem, split_sentences, theorem_name
+from ..backends.coq.document import CoqDocument, CoqFileTheorem, FileContextError
+from ..backends.coq.project import CoqProject, ProjectError, check_flags
+from ..backends.coq.text import CoqSyntaxError, split_sentences, theorem_name
+from ..components import BackendOptions
 from ..models.base import Generator
 from ..search.best_first import Progress, search
 from .protocol import (CheckReply, CheckRequest, ProveRequest, RequestError, ResultReply, SuggestRequest,
@@ -37,19 +40,28 @@ def resolve_theorem(spec: TheoremSpec, backend: str, id) -> tuple[Theorem, tuple
         return Theorem(name, spec.statement.strip(), spec.header, spec.allow_axioms), ()
     if spec.file is not None:
         try:
-            text = Path(spec.file).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RequestError(f"no such file: {spec.file}", id) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise RequestError(f"cannot read {spec.file}: {e}", id) from None
-        try:
-            found = find_theorem(text, spec.name)
-        except KeyError:
-            raise RequestError(f"theorem {spec.name!r} not found in {spec.file}", id) from None
-        except CoqSyntaxError as e:
-            raise RequestError(f"cannot parse {spec.file}: {e}", id) from None
-        return Theorem(found.name, found.statement, found.header, spec.allow_axioms), ()
+            document = CoqDocument.read(spec.file, extra_flags=spec.coq_flags, project_root=spec.project)
+            return document.theorem(spec.name, spec.allow_axioms, spec.add_imports), ()
+        except FileContextError as e:
+            raise RequestError(str(e), id) from None
     return theorem_from_source(spec.source or "", spec.allow_axioms, id)
+
+
+def backend_options(spec: TheoremSpec | None, options: BackendOptions, backend: str, id) -> BackendOptions:
+    """A statement's or a buffer's Coq flags (a file theorem carries its own): those of the
+    _CoqProject at or above 'project', then 'coq_flags'."""
+    if spec is None or spec.file is not None or (spec.project is None and not spec.coq_flags):
+        return options
+    if backend != "coq":
+        raise RequestError("'project' and 'coq_flags' are for the coq backend", id)
+    try:
+        if spec.project is not None:
+            flags = CoqProject.for_file(spec.project, spec.coq_flags, root=spec.project).flags
+        else:
+            flags = check_flags(spec.coq_flags)
+    except ProjectError as e:
+        raise RequestError(str(e), id) from None
+    return replace(options, coq_flags=options.coq_flags + flags)
 
 
 _BULLET_OR_BRACE = set("-+*{}")
@@ -140,6 +152,8 @@ def suggest(request: SuggestRequest, session: Session | None, tactics: tuple[str
 def check(request: CheckRequest, theorem: Theorem, backend: Backend) -> CheckReply:
     result = backend.check(theorem, list(request.tactics))
     errors = () if result.ok else (result.message,)
-    return CheckReply(request.id, result.ok, errors, result.axioms, backend.proof_text(list(request.tactics)),
-                      result.elapsed)
+    tactics = list(request.tactics)
+    proof = theorem.proof_text(tactics) if isinstance(theorem, CoqFileTheorem) and result.ok \
+        else backend.proof_text(tactics)
+    return CheckReply(request.id, result.ok, errors, result.axioms, proof, result.elapsed)
 

@@ -43,6 +43,9 @@ class TheoremSpec:
     name: str | None = None
     source: str | None = None
     allow_axioms: tuple[str, ...] = ()
+    project: str | None = None  # Coq: a path in the project; the nearest _CoqProject at or above it is read
+    coq_flags: tuple[str, ...] = ()  # Coq: more flags for coqtop and coqc (-R DIR LIB, ...)
+    add_imports: bool = False  # Coq file: the prelude's tactics even where the file does not load them
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ def _theorem(f: _Fields, allow_source: bool) -> TheoremSpec | None:
     statement, file, source = f.str("statement"), f.str("file"), f.str("source")
     name, header = f.str("theorem"), f.str("header", "")
     axioms = f.strings("allow_axioms")
+    project, coq_flags, add_imports = f.str("project"), f.strings("coq_flags"), f.bool("add_imports", False)
     given = [k for k, v in (("statement", statement), ("file", file), ("source", source)) if v is not None]
     if len(given) > 1:
         raise RequestError(f"give one of 'statement', 'file' or 'source', not {' and '.join(given)}", f.id)
@@ -190,9 +194,13 @@ def _theorem(f: _Fields, allow_source: bool) -> TheoremSpec | None:
         raise RequestError("'theorem' names a theorem in 'file'; give 'file' too", f.id)
     if header and statement is None:
         raise RequestError("'header' goes with 'statement'", f.id)
+    if add_imports and file is None:
+        raise RequestError("'add_imports' goes with 'file'", f.id)
     if not given:
+        if project is not None or coq_flags:
+            raise RequestError("'project' and 'coq_flags' go with a theorem ('file', 'statement' or 'source')", f.id)
         return None
-    return TheoremSpec(header, statement, file, name, source, axioms)
+    return TheoremSpec(header, statement, file, name, source, axioms, project, coq_flags, add_imports)
 
 
 def _options(f: _Fields, d: Defaults, check_timeout: bool) -> BackendOptions:
@@ -359,7 +367,8 @@ class CheckReply:
 @dataclass(frozen=True)
 class ErrorReply:
     id: RequestId | None
-    code: str  # parse_error, bad_request, unknown_command, duplicate_id, unknown_target, init_error, prover_error
+    code: str  # parse_error, bad_request, unknown_command, duplicate_id, unknown_target, init_error, prover_error,
+    # generator_unavailable, shutting_down, internal_error
     message: str
     type: str = "error"
 

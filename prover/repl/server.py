@@ -22,7 +22,7 @@ from typing import Callable, Optional
 from ..backends.base import Backend, BackendError
 from ..backends.process import stop_group
 from ..components import ConfigError, make_backend
-from ..models.base import Candidate, Generator
+from ..models.base import Candidate, Generator, GeneratorUnavailable
 from ..search.best_first import Progress
 from . import commands
 from .protocol import (ByeReply, CancelledReply, CancelRequest, CheckRequest, Defaults, ErrorReply, ProgressEvent,
@@ -58,21 +58,34 @@ class SharedGenerator(Generator):
         with self._lock:
             return self.inner.generate_batch(goals, n)
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 class Generators:
-    """Generators by (name, backend, tactics file), each loaded once, on first use."""
+    """Generators by (name, backend, tactics file), each loaded once, on first use. A served model
+    takes concurrent calls (its service batches them); any other generator takes turns."""
 
     def __init__(self, factory: GeneratorFactory) -> None:
         self._factory = factory
-        self._loaded: dict[tuple, SharedGenerator] = {}
+        self._loaded: dict[tuple, Generator] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, backend: str, tactics_file: str | None) -> SharedGenerator:
+    def get(self, name: str, backend: str, tactics_file: str | None) -> Generator:
         key = (name, backend, tactics_file)
         with self._lock:
             if key not in self._loaded:
-                self._loaded[key] = SharedGenerator(self._factory(name, backend, tactics_file))
+                generator = self._factory(name, backend, tactics_file)
+                self._loaded[key] = generator if generator.concurrent else SharedGenerator(generator)
             return self._loaded[key]
+
+    def close(self) -> None:
+        """Stop what the generators hold (generator service processes)."""
+        with self._lock:
+            loaded = list(self._loaded.values())
+            self._loaded.clear()
+        for generator in loaded:
+            generator.close()
 
 
 class Job:
@@ -145,6 +158,14 @@ class Connection:
     def running(self) -> list[Job]:
         with self._lock:
             return list(self.jobs.values())
+
+    def gone(self) -> None:
+        """The client went away: nobody can read what its requests would answer, so they are
+        cancelled and their provers stopped."""
+        with self._write_lock:
+            self.open = False
+        for job in self.running():
+            job.stop()
 
     def receive(self, line: bytes) -> ShutdownRequest | None:
         """Handle one request line; a shutdown request is returned for the caller to carry out."""
@@ -235,6 +256,7 @@ class Server:
         self.stopping.set()
         self.executor.shutdown(wait=True)
         self.sessions.close_all()
+        self.generators.close()
 
     def abort(self) -> None:
         """Cancel everything in flight and stop every prover (on a signal or a crash)."""
@@ -246,6 +268,7 @@ class Server:
                 job.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.sessions.close_all()
+        self.generators.close()
 
     # -- running one request --------------------------------------------------------------------
     def _run(self, job: Job) -> None:
@@ -267,6 +290,8 @@ class Server:
             reply = ErrorReply(request.id, "bad_request", str(e))
         except BackendError as e:
             reply = ErrorReply(request.id, "prover_error", f"{type(e).__name__}: {e}")
+        except GeneratorUnavailable as e:  # the model's service died: the next request starts it again
+            reply = ErrorReply(request.id, "generator_unavailable", str(e))
         except Exception as e:  # a bug: report it, keep serving
             traceback.print_exc(file=sys.stderr)
             reply = ErrorReply(request.id, "internal_error", f"{type(e).__name__}: {e}")
@@ -274,6 +299,7 @@ class Server:
 
     def _prove(self, job: Job, request: ProveRequest) -> Response:
         theorem, _ = commands.resolve_theorem(request.theorem, request.backend, request.id)
+        options = commands.backend_options(request.theorem, request.options, request.backend, request.id)
         generator = self.generators.get(request.generator, request.backend, request.tactics_file)
         conn, interval = job.connection, self.config.progress_interval
 
@@ -282,7 +308,7 @@ class Server:
                 conn.send(ProgressEvent(request.id, p.expansions, p.nodes, p.tactic_calls, p.best_depth,
                                         round(p.elapsed, 3)))
 
-        backend = make_backend(request.backend, request.options)
+        backend = make_backend(request.backend, options)
         try:
             job.attach(backend)
             return commands.prove(request, theorem, backend, generator, job.cancel, on_progress)
@@ -294,7 +320,8 @@ class Server:
         if request.theorem is None:
             return commands.suggest(request, None, (), generator, job.cancel)
         theorem, tactics = commands.resolve_theorem(request.theorem, request.backend, request.id)
-        session = self.sessions.take(SessionKey(request.backend, theorem, request.options))
+        options = commands.backend_options(request.theorem, request.options, request.backend, request.id)
+        session = self.sessions.take(SessionKey(request.backend, theorem, options))
         try:
             job.attach(session.backend)
             return commands.suggest(request, session, tactics or request.tactics, generator, job.cancel)
@@ -310,7 +337,8 @@ class Server:
 
     def _check(self, job: Job, request: CheckRequest) -> Response:
         theorem, _ = commands.resolve_theorem(request.theorem, request.backend, request.id)
-        backend = make_backend(request.backend, request.options)
+        options = commands.backend_options(request.theorem, request.options, request.backend, request.id)
+        backend = make_backend(request.backend, options)
         try:
             job.attach(backend)
             return commands.check(request, theorem, backend)
@@ -355,7 +383,10 @@ class _LineHandler(socketserver.StreamRequestHandler):
                     self.server.request_shutdown(conn, shutdown)
                     self.server.said_bye.wait()  # keep the socket open for the `bye`
                     return
-            conn.wait()  # the client closed its side: answer what it asked, then hang up
+            # The client closed the connection: it is gone (a client keeps the connection open until
+            # it has its answers), so what it asked is cancelled rather than left running.
+            conn.gone()
+            conn.wait()
         finally:
             repl.disconnect(conn)
 

@@ -70,6 +70,13 @@ class Session:
         self.backend.close()
 
 
+def _same_file(a: SessionKey, b: SessionKey) -> bool:
+    ta, tb = a.theorem, b.theorem
+    da, db = getattr(ta, "document", None), getattr(tb, "document", None)
+    return (a.backend, a.options) == (b.backend, b.options) and da is not None and db is not None and \
+        (da.path, da.flags) == (db.path, db.flags)
+
+
 class SessionPool:
     """Idle sessions by theorem, at most ``keep`` of them (0: every session is closed after use)."""
 
@@ -81,11 +88,17 @@ class SessionPool:
         self._closed = False
 
     def take(self, key: SessionKey) -> Session:
+        """An idle session on the same theorem; else the prover of one on another theorem of the same
+        file (it goes back to the shared prefix of the file instead of running it again); else a new one."""
         with self._lock:
             for sid, session in self._idle.items():
                 if session.key == key:
                     del self._idle[sid]
                     return session
+            for sid, session in self._idle.items():
+                if _same_file(session.key, key):
+                    del self._idle[sid]
+                    return Session(key, session.backend)
         return Session(key, self._make(key))
 
     def give_back(self, session: Session) -> None:

@@ -19,8 +19,11 @@ def _rate(proved: int, total: int) -> str:
     return f"{proved}/{total} ({100.0 * proved / total:.1f}%)" if total else "-"
 
 
-def reference_rows(backend: str, compat: dict | None) -> list[tuple[str, str, str]]:
-    """(name, split, rate) rows to show beside results of ``backend``."""
+def reference_rows(backend: str, compat: dict | None, benchmark: str = "minif2f") -> list[tuple[str, str, str]]:
+    """(name, split, rate) rows to show beside results of ``backend`` on ``benchmark``."""
+    if benchmark == "coqlib":
+        from .coqlib import ANCHORS
+        return [(name, "published", rate) for name, rate in ANCHORS]
     if backend in ("lean-repl", "leandojo"):
         return [(name, "test", f"{rate:.2f}%") for name, rate in LEAN_REFERENCE_RATES.items()]
     if backend == "coq" and compat:
@@ -41,10 +44,12 @@ def report(files: list[ResultsFile], console: Console, compat: dict | None = Non
         groups: dict[str, list[dict]] = collections.defaultdict(list)
         for r in results:
             groups[f"split {r.get('split', '?')}"].append(r)
-        for r in results:
-            groups[f"  {problem_source(r['name'])}"].append(r)
-        order = [g for g in groups if g.startswith("split")] + \
-                [f"  {s}" for s in SOURCES if f"  {s}" in groups] + (["  other"] if "  other" in groups else [])
+        for r in results:  # miniF2F: by competition; coqlib: by library
+            groups[f"  {r.get('category') or problem_source(r['name'])}"].append(r)
+        categories = sorted(g for g in groups if not g.startswith("split"))
+        known = [f"  {s}" for s in SOURCES if f"  {s}" in groups]
+        order = [g for g in groups if g.startswith("split")] + known + \
+            [g for g in categories if g not in known and g != "  other"] + (["  other"] if "  other" in groups else [])
         for g in order:
             rs = groups[g]
             proved = [r for r in rs if r.get("proved") and r.get("verified")]
@@ -58,9 +63,11 @@ def report(files: list[ResultsFile], console: Console, compat: dict | None = Non
         if reasons:
             console.print("failure reasons: " + ", ".join(f"{k} {v}" for k, v in reasons.most_common()),
                           highlight=False)
-        refs = reference_rows(backend, compat)
+        refs = reference_rows(backend, compat, (rf.config or {}).get("benchmark", "minif2f"))
         if refs:
-            ref = Table(title="reference numbers (same benchmark, published or measured)")
+            ref = Table(title="published anchors (the whole standard library or another system's library: "
+                              "not the same theorems)" if (rf.config or {}).get("benchmark") == "coqlib"
+                        else "reference numbers (same benchmark, published or measured)")
             for col in ("system", "split", "pass rate"):
                 ref.add_column(col)
             for row in refs:

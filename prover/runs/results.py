@@ -11,8 +11,26 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Configuration keys that must match for --resume to append to a file.
-RESUME_KEYS = ("backend", "split", "generator", "model", "budgets")
+# Every setting that changes results must match for --resume to append to a file ("a.b": key b of
+# the dict at a). Not compared: workers, Ray, grace, the device (same model, same decoding), and
+# the tactics file's path (its content is: tactics_sha256). The coqlib benchmark's theorems are its
+# packaged sample (sample_sha1); miniF2F's are in data_dir.
+RESUME_KEYS = ("benchmark", "backend", "split", "generator", "tactics_sha256", "model",
+               "model_options.decoding", "model_options.temperatures", "model_options.max_new_tokens",
+               "budgets", "seed", "data_dir", "sample_sha1")
+RESUME_DEFAULTS = {"benchmark": "minif2f"}  # files written before the key existed
+# Lines that are no verdict on their theorem (the model's service died during it): --resume runs the
+# theorem again, and its new line replaces the old one for every reader.
+RERUN_REASONS = ("generator_unavailable",)
+
+
+def _setting(config: dict, key: str):
+    value = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        value = RESUME_DEFAULTS.get(key)
+    return json.loads(json.dumps(value))  # as the file holds it: tuples are lists
 
 
 class ResultsError(ValueError):
@@ -28,7 +46,8 @@ class ResultsFile:
 
     @property
     def done(self) -> set[tuple[str, str]]:
-        return {(r["name"], r.get("split", "")) for r in self.results}
+        return {(r["name"], r.get("split", "")) for r in self.results
+                if r.get("failure_reason") not in RERUN_REASONS}
 
 
 def read_results(path: str | Path) -> ResultsFile:
@@ -39,6 +58,7 @@ def read_results(path: str | Path) -> ResultsFile:
     except FileNotFoundError:
         raise ResultsError(f"no such results file: {p}") from None
     out = ResultsFile(p)
+    index: dict[tuple, int] = {}
     lines = data.split(b"\n")
     if lines and lines[-1] != b"":
         out.partial_bytes = len(lines[-1])
@@ -53,7 +73,12 @@ def read_results(path: str | Path) -> ResultsFile:
         if kind == "config":
             out.config = rec
         elif kind == "result":
-            out.results.append(rec)
+            key = (rec.get("name"), rec.get("split", ""))
+            if key in index:  # a theorem run again after a generator failure: the later line counts
+                out.results[index[key]] = rec
+            else:
+                index[key] = len(out.results)
+                out.results.append(rec)
         else:
             raise ResultsError(f"{p}:{number}: a line of unknown type {kind!r}")
     return out
@@ -71,9 +96,9 @@ class ResultsLog:
             self.existing = read_results(self.path)
             old = self.existing.config or {}
             for key in RESUME_KEYS:
-                if key in config and old.get(key) != config.get(key):
-                    raise ResultsError(f"cannot resume {self.path}: its {key} is {old.get(key)!r}, "
-                                       f"this run's is {config.get(key)!r}")
+                if key.split(".")[0] in config and _setting(old, key) != _setting(config, key):
+                    raise ResultsError(f"cannot resume {self.path}: its {key} is {_setting(old, key)!r}, "
+                                       f"this run's is {_setting(config, key)!r}")
             if self.existing.partial_bytes:
                 with open(self.path, "r+b") as f:
                     f.truncate(self.path.stat().st_size - self.existing.partial_bytes)

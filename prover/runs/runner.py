@@ -13,14 +13,15 @@ import platform
 import random
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from .. import __version__
 from ..backends.base import Theorem
-from ..backends.process import WorkerProcess
-from ..components import BackendOptions, ModelOptions, make_backend, make_generator
+from ..backends.process import WorkerProcess, stop_workers
+from ..components import MODEL_GENERATORS, BackendOptions, ModelOptions, make_backend, make_generator
+from ..models.base import GeneratorUnavailable
 from ..search.best_first import SearchConfig, search
 from .minif2f import Problem
 
@@ -39,6 +40,8 @@ class RunSpec:
     versions: dict = field(default_factory=dict)
     grace: float = 30.0  # beyond search timeout + check timeout before the driver stops a worker
     model: ModelOptions = field(default_factory=ModelOptions)  # for --generator hf|mix
+    # Where the served model is (a SocketAddress or a RayModelAddress); None: each worker loads its own.
+    service: object | None = None
 
     @property
     def deadline(self) -> float:
@@ -100,6 +103,10 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
         out.pop("theorem")
         record.update(out)
         record["verified"] = result.proved  # a proof is only reported after the full check
+    except GeneratorUnavailable as e:  # the model's service died: no verdict on this theorem
+        record.update(proved=False, verified=False, proof="", tactics=[], expansions=0, tactic_calls=0,
+                      elapsed=time.monotonic() - start, failure_reason=GENERATOR_UNAVAILABLE,
+                      failure_message=str(e))
     except Exception as e:  # a bug or a backend failure must not stop the whole run
         record.update(proved=False, verified=False, proof="", tactics=[], expansions=0, tactic_calls=0,
                       elapsed=time.monotonic() - start, failure_reason="crash",
@@ -107,6 +114,24 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
     record["worker_pid"] = os.getpid()
     record["finished_at"] = time.time()
     return record
+
+
+class RunStopped(RuntimeError):
+    """The run stopped before its last theorem (the generator service died); what ran is logged."""
+
+
+GENERATOR_UNAVAILABLE = "generator_unavailable"  # failure reason: --resume runs such theorems again
+
+
+def _stop_message(record: dict, left: int) -> str:
+    plural = "" if left == 1 else "s"
+    return f"stopped: {record['failure_message']}; {left} theorem{plural} not run (run again with --resume)"
+
+
+def worker_generator(spec: RunSpec):
+    """The worker's generator: a client of the served model when there is one."""
+    served = spec.service.connect() if spec.service is not None else None
+    return make_generator(spec.generator, spec.backend, spec.tactics_file, spec.model, served)
 
 
 def overrun_record(job: Job, spec: RunSpec, elapsed: float, reason: str, message: str) -> dict:
@@ -119,7 +144,7 @@ def overrun_record(job: Job, spec: RunSpec, elapsed: float, reason: str, message
 
 def _worker_loop(conn, spec: RunSpec) -> None:
     random.seed(spec.seed)
-    generator = make_generator(spec.generator, spec.backend, spec.tactics_file, spec.model)
+    generator = worker_generator(spec)
     backend = make_backend(spec.backend, spec.backend_options)
     try:
         while True:
@@ -135,7 +160,11 @@ def _worker_loop(conn, spec: RunSpec) -> None:
 
 
 class LocalPool:
-    """N worker processes; the driver assigns jobs, collects results and enforces deadlines."""
+    """N worker processes; the driver assigns jobs, collects results and enforces deadlines.
+
+    However the run ends (done, an error, SIGTERM or Ctrl-C of the driver), every worker is told
+    to exit and leaves through its own cleanup, so its provers and working directories go with it.
+    """
 
     def __init__(self, spec: RunSpec, workers: int) -> None:
         self.spec, self.size = spec, max(1, workers)
@@ -144,6 +173,7 @@ class LocalPool:
         pending = collections.deque(jobs)
         idle: list[WorkerProcess] = []
         busy: dict[WorkerProcess, tuple[Job, float]] = {}
+        stopped: dict | None = None  # the record that stopped the run
         try:
             for _ in range(min(self.size, len(jobs))):
                 idle.append(WorkerProcess(_worker_loop, self.spec))
@@ -166,6 +196,10 @@ class LocalPool:
                     if worker is not None:
                         idle.append(worker)
                     on_result(record)
+                    if record.get("failure_reason") == GENERATOR_UNAVAILABLE and stopped is None:
+                        stopped = record  # no new theorems; those in flight finish (or fail fast too)
+                        left = len(pending)
+                        pending.clear()
                 now = time.monotonic()
                 for worker, (job, started) in list(busy.items()):
                     if now - started > self.spec.deadline:
@@ -176,15 +210,22 @@ class LocalPool:
                         if pending:
                             idle.append(WorkerProcess(_worker_loop, self.spec))
         finally:
-            for worker in idle + list(busy):
-                worker.stop()
+            stop_workers(idle, list(busy))
+        if stopped is not None:
+            raise RunStopped(_stop_message(stopped, left))
 
 
 class RayPool:
-    """The same jobs as Ray actors, one prover per actor; only the driver writes results."""
+    """The same jobs as Ray actors, one prover per actor; only the driver writes results.
+
+    With a model generator, one model actor per GPU (one on CPU) serves every prover actor.
+    """
 
     def __init__(self, spec: RunSpec, workers: int, address: str | None) -> None:
         self.spec, self.size, self.address = spec, max(1, workers), address
+        self.model_addresses: list = []  # the model actors of the last run
+        self.prover_actors_started = 0
+        self.service_stats: list = []  # each model actor's ServiceStats at the end of the last run
 
     def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> None:
         try:
@@ -192,15 +233,33 @@ class RayPool:
         except ImportError:
             from ..components import ConfigError
             raise ConfigError("Ray is not installed: pip install 'prover[cluster]'") from None
+        served = self.spec.generator in MODEL_GENERATORS and self.spec.service is None
+        provers = min(self.size, len(jobs))
         if self.address:
             ray.init(address=self.address, log_to_driver=False)
         else:
-            ray.init(num_cpus=self.size, include_dashboard=False, log_to_driver=False)
+            from ..models.ray_service import model_actor_count
+            extra = model_actor_count(0, provers) if served else 0  # a CPU for the model actor
+            ray.init(num_cpus=self.size + extra, include_dashboard=False, log_to_driver=False)
+        stopped: dict | None = None
         try:
+            if served and jobs:
+                from ..models.ray_service import start_model_actors
+                from ..models.service import ServiceConfig
+                self.model_addresses = start_model_actors(ServiceConfig(self.spec.backend, self.spec.model), provers)
             actor_cls = ray.remote(num_cpus=1)(ProverActor)
+
+            def new_actor():
+                spec = self.spec
+                if self.model_addresses:  # round robin over the model actors
+                    spec = replace(spec, service=self.model_addresses[self.prover_actors_started
+                                                                        % len(self.model_addresses)])
+                self.prover_actors_started += 1
+                return actor_cls.remote(spec)
+
             pending = collections.deque(jobs)
             running: dict = {}  # ObjectRef -> (actor, job, started)
-            actors = [actor_cls.remote(self.spec) for _ in range(min(self.size, len(jobs)))]
+            actors = [new_actor() for _ in range(provers)]
             while pending or running:
                 while actors and pending:
                     actor, job = actors.pop(), pending.popleft()
@@ -214,8 +273,11 @@ class RayPool:
                     except ray.exceptions.RayError as e:
                         record = overrun_record(job, self.spec, time.monotonic() - started, "crash", str(e)[:500])
                         ray.kill(actor)
-                        actors.append(actor_cls.remote(self.spec))
+                        actors.append(new_actor())
                     on_result(record)
+                    if record.get("failure_reason") == GENERATOR_UNAVAILABLE and stopped is None:
+                        stopped, left = record, len(pending)
+                        pending.clear()
                 now = time.monotonic()
                 for ref, (actor, job, started) in list(running.items()):
                     if now - started > self.spec.deadline:
@@ -223,11 +285,15 @@ class RayPool:
                         del running[ref]
                         on_result(overrun_record(job, self.spec, now - started, "timeout",
                                                  f"stopped by the runner after {self.spec.deadline:.0f} s"))
-                        actors.append(actor_cls.remote(self.spec))
+                        actors.append(new_actor())
             for actor in actors:
                 ray.get(actor.close.remote())
+            if stopped is None:
+                self.service_stats = [ray.get(a.handle.stats.remote()) for a in self.model_addresses]
         finally:
             ray.shutdown()
+        if stopped is not None:
+            raise RunStopped(_stop_message(stopped, left))
 
 
 class ProverActor:
@@ -236,7 +302,7 @@ class ProverActor:
     def __init__(self, spec: RunSpec) -> None:
         random.seed(spec.seed)
         self.spec = spec
-        self.generator = make_generator(spec.generator, spec.backend, spec.tactics_file, spec.model)
+        self.generator = worker_generator(spec)
         self.backend = make_backend(spec.backend, spec.backend_options)
 
     def prove(self, job: Job) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 from ..backends.base import (Backend, BackendCrash, CheckResult, Failed, Finished, InitError, Next,
@@ -70,11 +70,14 @@ class SearchResult:
     generator_seconds: float = 0.0
     backend_seconds: float = 0.0
     tree: SearchTree | None = field(default=None, repr=False)
+    check: CheckResult | None = field(default=None, repr=False)  # the full check that accepted the proof
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("tree")
-        return d
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("tree", "check")}
+        out = asdict(SearchResult(**d))  # copies of the lists, without walking the tree
+        del out["tree"], out["check"]
+        return out
+
 
     def graph_json(self) -> str:
         return self.tree.to_json() if self.tree else "{}"
@@ -103,7 +106,7 @@ class _Search:
             self.theorem.name, proved, tactics, self.backend.proof_text(tactics) if proved else "",
             self.expansions, self.tactic_calls, self.elapsed(), reason, message,
             list(check.axioms) if check else [], self.check_seconds, self.gen_seconds,
-            self.backend_seconds, self.tree)
+            self.backend_seconds, self.tree, check)
 
     def stop_reason(self) -> str | None:
         if self.cancel is not None and self.cancel.is_set():
@@ -113,6 +116,9 @@ class _Search:
         return None
 
     def run(self) -> SearchResult:
+        set_deadline = getattr(self.backend, "set_deadline", None)
+        if set_deadline is not None:  # a backend that restarts slowly bounds its restarts by this
+            set_deadline(self.start + self.config.timeout)
         try:
             root = self.backend.open(self.theorem)
         except InitError as e:

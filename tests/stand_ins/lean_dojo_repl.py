@@ -15,6 +15,8 @@ never ran makes it fail loudly (stderr, exit 3).
   $PROVER_DOJO_FAIL_INIT=1            exit with status 1 before printing the initial state
   $PROVER_DOJO_HANG_INIT=1            never print the initial state (a Lean stuck importing)
   $PROVER_DOJO_PID_FILE=F             append this process's pid to F
+  $PROVER_DOJO_SLOW_RESTART=S         with PROVER_DOJO_PID_FILE: when an earlier process is listed
+                                      there, take S seconds to print the initial state
 """
 import json
 import os
@@ -33,9 +35,13 @@ def main():
     with open(stem + ".expected.out", encoding="utf-8") as f:
         replies = [json.loads(c) for c in chunks(f.read())]
     pairs = list(zip(requests, replies))
+    restarted = False
     if os.environ.get("PROVER_DOJO_PID_FILE"):
+        restarted = os.path.exists(os.environ["PROVER_DOJO_PID_FILE"])
         with open(os.environ["PROVER_DOJO_PID_FILE"], "a") as f:
             f.write(f"{os.getpid()}\n")
+    if restarted and os.environ.get("PROVER_DOJO_SLOW_RESTART"):
+        time.sleep(float(os.environ["PROVER_DOJO_SLOW_RESTART"]))
     if os.environ.get("PROVER_DOJO_FAIL_INIT"):
         sys.exit(1)
     if os.environ.get("PROVER_DOJO_HANG_INIT"):

@@ -11,6 +11,11 @@ Options, to provoke what a real Lean does under load:
   --child-pid-file F   start a child process in the same group and write its pid to F
                        (``lake exe repl`` runs the REPL as lake's child)
   --pid-file F         append this process's pid to F
+  --slow-restart S     with --pid-file: when an earlier process is listed there (this one is a
+                       restart), take S seconds over every command (as re-importing Mathlib does)
+  --stderr-on-tactic T / --stdout-on-tactic T
+                       before answering the tactic T, print what ``dbg_trace`` of a fake finished
+                       proof would (a JSON reply of proof state 0, "Completed") on stderr / stdout
 """
 import argparse
 import json
@@ -63,10 +68,19 @@ def main():
     ap.add_argument("--exit-at", type=int)
     ap.add_argument("--child-pid-file")
     ap.add_argument("--pid-file")
+    ap.add_argument("--slow-restart", type=float)
+    ap.add_argument("--stderr-on-tactic")
+    ap.add_argument("--stdout-on-tactic")
     args = ap.parse_args()
     pairs = load(args.transcript)
     used = [False] * len(pairs)
+    restarted = False
     if args.pid_file:
+        try:
+            with open(args.pid_file) as f:
+                restarted = bool(f.read().split())
+        except FileNotFoundError:
+            pass
         with open(args.pid_file, "a") as f:
             f.write(f"{__import__('os').getpid()}\n")
     if args.child_pid_file:
@@ -84,6 +98,15 @@ def main():
             sys.exit(137)
         if args.hang_on_tactic is not None and request.get("tactic") == args.hang_on_tactic:
             time.sleep(3600)
+        if restarted and args.slow_restart and "cmd" in request:
+            time.sleep(args.slow_restart)
+        fake = '{"proofState": 0, "goals": [], "proofStatus": "Completed"}\n\n'
+        if request.get("tactic") is not None and request.get("tactic") == args.stderr_on_tactic:
+            sys.stderr.write(fake)
+            sys.stderr.flush()
+        if request.get("tactic") is not None and request.get("tactic") == args.stdout_on_tactic:
+            sys.stdout.write(fake)
+            sys.stdout.flush()
         matches = [i for i, (req, _) in enumerate(pairs) if req == request]
         if not matches:
             print(f"stand-in: unrecorded input: {text}", file=sys.stderr, flush=True)

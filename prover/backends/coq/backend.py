@@ -14,14 +14,18 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pexpect
 
 from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
                    Outcome, State, Theorem, TimedOut)
+from .document import CoqFileTheorem, sendable
+from .filecheck import check_in_file
+from .project import logical_path_hint
 from .hammer import HammerConfig, HammerStep, Probe, uses_hammer_plugin
 from .text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
-from ..process import InteractiveProcess, ProcessLimits, WorkDir, run_once
+from ..process import InteractiveProcess, ProcessLimits, WorkDir, exit_description, run_once
 
 # Loaded before the trusted header, so it cannot override the header's imports or notations.
 DEFAULT_PRELUDE = "Require Import Lia Lra Psatz Ring Field.\nFrom Hammer Require Import Tactics."
@@ -35,6 +39,9 @@ _PROMPT = re.compile(r"<prompt>(\S*) < (\d+) \|([^|]*)\| (\d+) < </prompt>")
 _TAG = re.compile(r"<(infomsg|warning)>.*?</\1>", re.S)
 _ID = re.compile(r" \(ID \d+\)")
 _GOALS_HEAD = re.compile(r"^\d+ goals?\b")
+_MISSING_LIBRARY = re.compile(r"Cannot find (?:a physical path bound to logical path|library)\s+(\S+?)\.?"
+                              r"(?:\s|$)")
+_CHUNK_BYTES = 16384  # sentences written at once while loading a file: far below a pipe's buffer
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,17 @@ class CoqConfig:
     check_timeout: float = 600.0  # Qed can take far longer than the tactics
     standard_axioms: tuple[str, ...] = STANDARD_AXIOMS
     hammer: HammerConfig = field(default_factory=HammerConfig)  # the hammer step (hammer.py)
+    max_restarts: int = 3  # a dead coqtop is restarted; this many failed restarts in a row end it
 
 
 class _NoAnswer(BackendCrash):
     """No prompt in time. apply() recovers from it; anywhere else it is a crash."""
+
+
+class _Died(BackendCrash):
+    """coqtop ended (a signal, an out-of-memory abort, a segfault). apply() restarts it."""
+
+    during_tactic = False  # set when it died running the tactic itself, not on the way to its state
 
 
 @dataclass(frozen=True)
@@ -89,10 +103,16 @@ class CoqBackend(Closing):
         self._root_sid = 0
         self._tip_sid = 0  # coqtop's current state id
         self._branch: list[tuple[str, int]] = []  # (tactic sentence, sid after it) on the live line
-        self._loaded: list[tuple[str, int]] = []  # (prelude/header sentence, sid after it), reused by open
-        self._base_sid = 0  # before the prelude
-        self._unanswered = 0  # sentences sent whose prompt was not read yet (a crash can leave some)
+        # What runs before a statement (prelude + header, or a file's sentences), as (key, sid after it):
+        # opening another theorem goes BackTo the longest shared prefix instead of starting again.
+        self._line: list[tuple[object, int]] = []
+        self._start_sid = 0
+        self._started_with: tuple = ()
         self.tactic_calls = 0  # sentences sent to coqtop, replays included
+        self.restarts = 0  # coqtop processes started again after one died or hung
+        self.loaded_sentences = 0  # sentences of headers and files sent to coqtop (reuse sends fewer)
+        self.on_load: Callable[[int, int], None] | None = None  # (sentences run, of) while opening
+        self._unanswered = 0  # sentences sent whose prompt was not read yet (a crash can leave some)
         self.hammer = HammerStep(self.config.hammer)
 
     # -- process ---------------------------------------------------------------------------
@@ -105,16 +125,24 @@ class CoqBackend(Closing):
         """coqtop's working directory (and TMPDIR), removed when coqtop stops."""
         return self._workdir.path if self._workdir else None
 
-    def _start(self) -> None:
+    def _start(self, extra: tuple[str, ...] = ()) -> None:
+        """Start coqtop with the config's flags plus ``extra`` (a file's project flags and -topfile)."""
         self._stop()
         self._workdir = WorkDir("prover-coq-")
-        argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags]
+        argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags, *extra]
         try:
             self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits,
                                             env=self.hammer.env(self._workdir.path))
         except (OSError, pexpect.ExceptionPexpect) as e:
             raise InitError(f"cannot start coqtop: {e}") from e
-        self._read(self.config.open_timeout)
+        self._started_with = extra
+        self._start_sid = self._read(self.config.open_timeout).sid
+        for sentence in self.hammer.load_sentences():  # the search's coqtop only; never in the check
+            reply = self._send(sentence, self.config.open_timeout)
+            if reply.error:
+                self.hammer.load_failed(sentence, reply.error)
+                break
+        self._start_sid = self._tip_sid
 
     def _stop(self) -> None:
         if self._proc is not None:
@@ -124,7 +152,7 @@ class CoqBackend(Closing):
             self._workdir.cleanup()
             self._workdir = None
         self._branch = []
-        self._loaded = []
+        self._line = []
         self._unanswered = 1  # the banner's prompt
 
     def close(self) -> None:
@@ -138,7 +166,7 @@ class CoqBackend(Closing):
         try:
             spawn.expect(_PROMPT, timeout=timeout)
         except pexpect.EOF as e:
-            raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})") from e
+            raise _Died(f"coqtop exited ({exit_description(self._proc.returncode(wait=1.0))})") from e
         except pexpect.TIMEOUT as e:
             raise _NoAnswer(f"coqtop did not answer within {timeout:.0f} s") from e
         m = spawn.match
@@ -150,13 +178,13 @@ class CoqBackend(Closing):
         """Send sentences, one a line, without waiting: coqtop answers each with one prompt."""
         assert self._proc is not None
         if not self._proc.alive():
-            raise BackendCrash(f"coqtop exited (status {self._proc.spawn.proc.poll()})")
+            raise _Died(f"coqtop exited ({exit_description(self._proc.returncode())})")
         self.tactic_calls += len(sentences)
         self._unanswered += len(sentences)
         try:
             self._proc.spawn.send("".join(f"{s}\n" for s in sentences))
         except OSError as e:
-            raise BackendCrash(f"coqtop pipe closed: {e}") from e
+            raise _Died(f"coqtop pipe closed ({exit_description(self._proc.returncode(wait=1.0))})") from e
 
     def _send(self, sentence: str, timeout: float) -> _Reply:
         self._write([sentence])
@@ -164,70 +192,137 @@ class CoqBackend(Closing):
 
     # -- theorem -----------------------------------------------------------------------------
     def open(self, theorem: Theorem) -> State:
-        name = theorem_name(theorem.statement)
-        if name is None:
-            raise InitError("the statement does not start with Theorem/Lemma/... NAME")
-        if name != theorem.name:
-            raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
-        try:
-            sentences = [s.clean for s in split_sentences(self.config.prelude)]
-            header = [s.clean for s in split_sentences(theorem.header)]
-            statement = split_sentences(theorem.statement)
-        except CoqSyntaxError as e:
-            raise InitError(f"cannot read the theorem: {e}") from e
-        if len(statement) != 1:
-            raise InitError("the statement must be one sentence ending with '.'")
+        """Run what comes before the statement (reusing what the live coqtop already ran), then the
+        statement and the proof opening. A file theorem runs its file's sentences (see document.py)."""
+        if isinstance(theorem, CoqFileTheorem):
+            name = theorem.short_name
+            line = self._file_line(theorem)
+            statement = sendable(theorem.document.sentences[theorem.entry.index])
+            opening = theorem.opening_sentence()
+            extra = (*theorem.flags, "-topfile", f"{theorem.document.module}.v")
+        else:
+            name = theorem_name(theorem.statement)
+            if name is None:
+                raise InitError("the statement does not start with Theorem/Lemma/... NAME")
+            if name != theorem.name:
+                raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
+            try:
+                line = [(("text", s.clean), s.clean, None)
+                        for s in split_sentences(self.config.prelude) + split_sentences(theorem.header)]
+                sentences = split_sentences(theorem.statement)
+            except CoqSyntaxError as e:
+                raise InitError(f"cannot read the theorem: {e}") from e
+            if len(sentences) != 1:
+                raise InitError("the statement must be one sentence ending with '.'")
+            statement, opening, extra = sentences[0].clean, "Proof.", ()
         self._theorem = theorem
-        self._load(sentences + header)
-        reply = self._send(statement[0].clean, self.config.open_timeout)
+        self._root = None
+        # A live coqtop started with the same flags goes on from what it ran: theorems of one file or
+        # benchmark share their header, and hammer's premise-selection data, read from the library at
+        # its first call (seconds), stays loaded. One with unanswered sentences is never reused.
+        reuse = self._proc is not None and self._proc.alive() and not self._unanswered \
+            and self._started_with == extra
+        if not reuse:
+            self._start(extra)
+        try:
+            return self._open_on(line, theorem, name, statement, opening)
+        except BackendCrash:
+            self._stop()  # a coqtop that did not answer may still be busy: never reuse it
+            raise
+
+    def _open_on(self, line, theorem: Theorem, name: str, statement: str, opening: str) -> State:
+        self._load(line, theorem)
+        reply = self._send(statement, self.config.open_timeout)
         if reply.error or reply.proof != name:
             self._stop()
-            raise InitError(f"the statement does not type-check: {reply.error or reply.output}")
+            where = f"{theorem.location(theorem.entry.index)}: " if isinstance(theorem, CoqFileTheorem) else ""
+            raise InitError(f"{where}the statement does not type-check: {reply.error or reply.output}")
         goals = normalize_goals(reply.output)
-        reply = self._send("Proof.", self.config.open_timeout)
+        reply = self._send(opening, self.config.open_timeout)
         if reply.error:
             self._stop()
-            raise InitError(f"Proof. fails: {reply.error}")
+            raise InitError(f"{opening} fails: {reply.error}")
         self._root_sid = reply.sid
+        self._branch = []
         self._root = State((), goals)
         return self._root
 
-    def _load(self, sentences: list[str]) -> None:
-        """Bring coqtop to the state after ``sentences`` (prelude + header). A live coqtop that loaded
-        the same first sentences for an earlier theorem goes back to them and sends only the rest:
-        theorems of one file or benchmark share their header, and hammer's premise-selection data,
-        read from the library at its first call (seconds), stays in the process."""
-        if self._proc is None or not self._proc.alive() or self._unanswered:
-            self._start()
-            for sentence in self.hammer.load_sentences():  # before the prelude; never in the check
-                reply = self._send(sentence, self.config.open_timeout)
-                if reply.error:
-                    self.hammer.load_failed(sentence, reply.error)
-                    break
-            self._base_sid = self._tip_sid
-            self._loaded = []
+    def _file_line(self, theorem: CoqFileTheorem) -> list[tuple[object, str, int | None]]:
+        """The sentences before a file theorem's statement, as (key, text, index in the file); with
+        ``add_imports`` the prelude comes before the theorem's outermost section or module."""
+        doc = theorem.document
+        sentences = doc.sentences
+        line = [((doc.path, i, s.text), sendable(s), i) for i, s in enumerate(sentences[:theorem.entry.index])]
+        if theorem.add_imports:
+            at = theorem.import_index
+            prelude = [(("prelude", s.clean), s.clean, None) for s in split_sentences(self.config.prelude)]
+            line = line[:at] + prelude + line[at:]
+        # Silent: no goals printed after each tactic of the earlier proofs (a fifth of coqtop's time).
+        return [(("control", "Set Silent."), "Set Silent.", None), *line,
+                (("control", "Unset Silent."), "Unset Silent.", None)]
+
+    def _load(self, line: list[tuple[object, str, int | None]], theorem: Theorem) -> None:
+        """Make the live coqtop have run exactly ``line``: BackTo the longest prefix it shares with what
+        ran before, then send the rest in chunks (answers read after each chunk)."""
         k = 0
-        while k < min(len(self._loaded), len(sentences)) and self._loaded[k][0] == sentences[k]:
+        while k < min(len(self._line), len(line)) and self._line[k][0] == line[k][0]:
             k += 1
-        target = self._loaded[k - 1][1] if k else self._base_sid
-        if self._tip_sid != target:  # also drops the previous theorem's proof
+        target = self._line[k - 1][1] if k else self._start_sid
+        if k < len(self._line) or self._tip_sid != target:
             reply = self._send(f"BackTo {target}.", self.config.open_timeout)
             if reply.error:
-                raise BackendCrash(f"BackTo failed: {reply.error}")
-        del self._loaded[k:]
-        self._branch = []
-        for sentence in sentences[k:]:
-            reply = self._send(sentence, self.config.open_timeout)
-            if reply.error:
                 self._stop()
-                raise InitError(f"header sentence {sentence[:80]!r} fails: {reply.error}")
-            self._loaded.append((sentence, reply.sid))
+                raise BackendCrash(f"BackTo failed: {reply.error}")
+        del self._line[k:]
+        i = k
+        while i < len(line):
+            chunk, size = [], 0
+            while i < len(line) and (not chunk or size + len(line[i][1]) < _CHUNK_BYTES):
+                chunk.append(line[i])
+                size += len(line[i][1]) + 1
+                i += 1
+            try:
+                self._unanswered += len(chunk)
+                self._proc.spawn.send("".join(f"{text}\n" for _, text, _ in chunk))
+            except OSError as e:
+                self._stop()
+                raise BackendCrash(f"coqtop pipe closed: {e}") from e
+            self.loaded_sentences += len(chunk)
+            for key, text, index in chunk:
+                reply = self._read(self.config.open_timeout)
+                if reply.error:
+                    self._stop()
+                    raise InitError(self._load_error(theorem, text, index, reply.error))
+                self._line.append((key, reply.sid))
+            if self.on_load is not None:
+                self.on_load(i, len(line))
+
+    def _load_error(self, theorem: Theorem, text: str, index: int | None, error: str) -> str:
+        missing = _MISSING_LIBRARY.search(error)
+        if isinstance(theorem, CoqFileTheorem) and index is not None:
+            where = theorem.location(index)
+            if missing:
+                return f"{where}: cannot find library {missing.group(1)}: {logical_path_hint(missing.group(1))}"
+            return f"{where}: the file does not compile before {theorem.name}: {error}"
+        hint = f" ({logical_path_hint(missing.group(1))})" if missing else ""
+        return f"header sentence {' '.join(text.split())[:80]!r} fails: {error}{hint}"
 
     def _reopen(self) -> None:
-        """Restart coqtop on the same theorem (after a hard timeout); states stay valid as paths."""
+        """Restart coqtop on the same theorem (after it hung or died); states stay valid as paths.
+        A restart that fails is tried again; ``max_restarts`` failures in a row are a crash."""
         assert self._theorem is not None
-        self._stop()
-        self.open(self._theorem)
+        for attempt in range(1, self.config.max_restarts + 1):
+            self.restarts += 1
+            # Stopped first: a coqtop that hung is alive, and a file theorem would otherwise go on
+            # from it; a fresh one runs the file's sentences (or the header) again.
+            self._stop()
+            try:
+                self.open(self._theorem)
+                return
+            except (InitError, BackendCrash) as e:
+                self._stop()
+                if attempt == self.config.max_restarts:
+                    raise BackendCrash(f"coqtop could not be restarted ({attempt} tries): {e}") from e
 
     def goals(self, state: State) -> str:
         return state.goals
@@ -275,12 +370,33 @@ class CoqBackend(Closing):
         if sentence is None:
             return Failed(why, rejected=True)
         path = tuple(state.key)
+        # A dead coqtop (killed, an out-of-memory abort, SIGSEGV) is restarted. If it died running
+        # the tactic, the tactic failed and the search goes on with the next one; if it died on the
+        # way to the state, the tactic is tried again in the new process.
+        for _ in range(self.config.max_restarts + 1):
+            try:
+                return self._apply(path, sentence, timeout)
+            except _Died as e:
+                died = e
+            self._reopen()
+            if died.during_tactic:
+                return Failed(f"{died} while running this tactic; coqtop was restarted")
+        raise BackendCrash(f"coqtop keeps dying on the way to this state: {died}")
+
+    def _apply(self, path: tuple[str, ...], sentence: str, timeout: float) -> Outcome:
         if self._proc is None:
             self._reopen()
         limit = max(1, math.ceil(timeout))
         k, route = self._route(path)
         self._write(route + [f"Timeout {limit} {sentence}", "Show."])
         self._arrive(k, path)
+        try:
+            return self._run_tactic(path, sentence, limit)
+        except _Died as e:
+            e.during_tactic = True
+            raise
+
+    def _run_tactic(self, path: tuple[str, ...], sentence: str, limit: int) -> Outcome:
         start = time.monotonic()
         sid_before = self._tip_sid
         try:
@@ -312,6 +428,14 @@ class CoqBackend(Closing):
         """Run ``sentence`` on ``state`` for the messages it prints, then undo it; stop whatever it
         left running (hammer's ATPs). No ``Timeout`` wrapper: hammer forks its ATP runs and fails
         under Coq's Timeout ("CoqHammer bug: Control.Timeout"), so an overrun is cut by SIGINT."""
+        start = time.monotonic()
+        try:
+            return self._probe(state, sentence, timeout)
+        except _Died as e:  # as for a tactic: a new coqtop, and this probe found nothing
+            self._reopen()
+            return Probe(f"Error: {e}\n\n", False, time.monotonic() - start)
+
+    def _probe(self, state: State, sentence: str, timeout: float) -> Probe:
         if self._proc is None:
             self._reopen()
         path = tuple(state.key)
@@ -356,6 +480,8 @@ class CoqBackend(Closing):
     # -- proof text and the full check ----------------------------------------------------------
     def proof_text(self, tactics: list[str]) -> str:
         """The proof as it goes after the statement: each tactic as the sentence coqtop ran."""
+        if isinstance(self._theorem, CoqFileTheorem):
+            return self._theorem.proof_text(tactics)
         body = "".join(f"  {check_tactic(t)[0] or t}\n" for t in tactics)
         return f"Proof.\n{body}Qed."
 
@@ -374,6 +500,13 @@ class CoqBackend(Closing):
 
     def check(self, theorem: Theorem, tactics: list[str]) -> CheckResult:
         """Compile the whole file from scratch with coqc, then audit Print Assumptions."""
+        if isinstance(theorem, CoqFileTheorem):
+            plugin = next((t for t in tactics if uses_hammer_plugin(t)), None)
+            if plugin is not None:  # the proof must replay without the ATPs
+                return CheckResult(False, f"tactic {plugin!r} refused: it calls CoqHammer's ATPs")
+            c = self.config
+            return check_in_file(theorem, tactics, c.coqc, c.flags, c.limits, c.check_timeout,
+                                 c.standard_axioms, c.prelude)
         if theorem_name(theorem.statement) != theorem.name:
             return CheckResult(False, "the statement does not declare the theorem's name")
         try:

@@ -73,6 +73,16 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
+_GOAL_SELECTOR = re.compile(r"\s*(?:\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|\[[^\]]*\])"
+                            r"\s*:\s*")
+
+
+def _is_ellipsis_pair(text: str, i: int) -> bool:
+    """The second dot of ``..`` (recursive notations), which does not end a sentence; the third dot of
+    ``tac...`` (the `Proof with` tactic) does."""
+    return i >= 1 and text[i - 1] == "." and (i < 2 or text[i - 2] != ".")
+
+
 def split_sentences(text: str) -> list[Sentence]:
     """Split Coq source into sentences: a '.' followed by white space or the end, or a bullet/brace."""
     sentences: list[Sentence] = []
@@ -107,7 +117,7 @@ def split_sentences(text: str) -> list[Sentence]:
                 start = None
                 i += 1
                 continue
-            m = re.match(r"[-+*]+(?=\s)", text[i:])
+            m = re.match(r"-+|\++|\*+", text[i:])  # a bullet may touch its tactic: `++now apply H.`
             if m:
                 sentences.append(Sentence(m.group(0), i, i + m.end()))
                 start = None
@@ -115,8 +125,11 @@ def split_sentences(text: str) -> list[Sentence]:
                 continue
         if c == '"':
             in_string = True
-        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and not text.startswith("..", i - 1):
+        elif c == "." and (i + 1 == n or text[i + 1].isspace()) and not _is_ellipsis_pair(text, i):
             sentences.append(Sentence(text[start:i + 1], start, i + 1))
+            start = None
+        elif c == "{" and _GOAL_SELECTOR.fullmatch(text, start, i):
+            sentences.append(Sentence(text[start:i + 1], start, i + 1))  # `2: {` focuses a goal
             start = None
         i += 1
     if depth:

@@ -12,9 +12,14 @@ handlers, and calls the GitHub API when ``GITHUB_ACCESS_TOKEN`` is set. The repo
 the git snapshot of ``lean_project/`` that ``prover lean trace`` commits (``DISABLE_REMOTE_CACHE``
 is set for it unless the user set it: LeanDojo's remote cache never holds a local repository).
 
-Known upstream problems, reported where they bite: LeanDojo is deprecated in favour of LeanDojo-v2;
-lean-dojo 4.20.0 has been reported to fail with Lean >= 4.19 (its ``--memory`` flag becomes an
-unknown ``max_memory`` option, and its REPL's output is captured by Lean's message log).
+Opening a theorem never starts a trace: LeanDojo would trace a repository it does not find in its
+cache (hours), so the cache is checked first and a missing trace is a one-line error pointing to
+``prover lean trace``.
+
+Known upstream problems, named when the failure looks like them: LeanDojo is deprecated in favour
+of LeanDojo-v2; lean-dojo 4.20.0 has been reported to fail with Lean >= 4.19 (its ``--memory`` flag
+becomes an unknown ``max_memory`` option, and its REPL's output is captured by Lean's message log,
+so LeanDojo meets the end of Lean's output where it expects its REPL).
 """
 from __future__ import annotations
 
@@ -30,14 +35,19 @@ from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Fin
                    State, Theorem, TimedOut)
 from .project import (LeanNotInstalled, default_project_dir, find_theorem_file, require_lean,
                            snapshot_dir, toolchain_version)
-from .repl import LeanChecker, LeanReplConfig
+from .repl import LeanChecker, LeanReplConfig, OutOfTime, reopen_limit
 from .text import check_tactic, declaration_name, proof_body
 from ..process import stop_group
 
 LEAN_DOJO_VERSION = "4.20.0"
 DEPRECATION = "LeanDojo is deprecated upstream in favour of LeanDojo-v2"
-NEW_LEAN_PROBLEM = ("lean-dojo 4.20.0 is reported to fail with Lean >= 4.19 (its `--memory` flag becomes an "
-                    "unknown `max_memory` option; its REPL output is captured by Lean's message log)")
+MAX_MEMORY_PROBLEM = ("Lean >= 4.19 rejects lean-dojo 4.20.0's `--memory` flag as an unknown `max_memory` "
+                      "option")
+NEW_LEAN_PROBLEM = ("lean-dojo 4.20.0 is reported to fail this way with Lean >= 4.19 (Lean rejects its "
+                    "`--memory` flag as an unknown `max_memory` option, or its REPL's output is captured by "
+                    "Lean's message log)")
+# How lean-dojo reports that Lean's output ended, or was not its REPL's, before the REPL answered.
+_NO_REPL_SIGNS = ("Unexpected EOF", "Invalid JSON")
 
 
 def import_lean_dojo() -> Any:
@@ -52,11 +62,16 @@ def import_lean_dojo() -> Any:
 
 
 def known_problems(project: Path, error: str = "") -> str:
-    """The upstream problems that explain a failure, as one line ("" when none applies)."""
+    """The upstream problems that may explain this failure, as one line: the Lean >= 4.19 ones
+    only when the error shows them (``max_memory`` named, or Lean's output ending before LeanDojo's
+    REPL answered on such a Lean), never for a failure of another kind."""
     notes = []
     version = toolchain_version(project)
-    if "max_memory" in error or (version is not None and version >= (4, 19, 0)):
-        notes.append(NEW_LEAN_PROBLEM + (f"; lean_project pins Lean {'.'.join(map(str, version))}" if version else ""))
+    pinned = f"; lean_project pins Lean {'.'.join(map(str, version))}" if version else ""
+    if "max_memory" in error:
+        notes.append(MAX_MEMORY_PROBLEM + pinned)
+    elif version is not None and version >= (4, 19, 0) and any(sign in error for sign in _NO_REPL_SIGNS):
+        notes.append(NEW_LEAN_PROBLEM + pinned)
     notes.append(DEPRECATION + "; --backend lean-repl runs the same Lean without LeanDojo")
     return "; ".join(notes)
 
@@ -96,7 +111,14 @@ class LeanDojoBackend(Closing):
         self._states: dict[tuple[str, ...], Any] = {}  # tactic path -> TacticState of the live Dojo
         self._theorem: Theorem | None = None
         self._repo: Any = None
+        self._traced = False  # the trace cache was found to hold the repository
+        self._deadline: float | None = None  # the search's wall-clock deadline (time.monotonic())
         self.discarded = 0  # Dojos dropped after a timeout or a crash
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """When the search running on this backend ends: a new Dojo after a timeout gets what is
+        left of it to start, not a fresh ``open_timeout``."""
+        self._deadline = deadline
 
     # -- the real Dojo ---------------------------------------------------------------------------
     def _repository(self) -> Any:
@@ -112,30 +134,53 @@ class LeanDojoBackend(Closing):
             self._repo = self._ld.LeanGitRepo(str(path), commit)
         return self._repo
 
+    def _require_trace(self, repo: Any) -> None:
+        """Fail at once unless LeanDojo's cache holds the trace: a Dojo would start the trace itself."""
+        if self._traced:
+            return
+        from lean_dojo.data_extraction.trace import is_available_in_cache
+
+        if not is_available_in_cache(repo):
+            from lean_dojo.constants import CACHE_DIR
+
+            raise LeanNotInstalled(f"{repo.url} @ {repo.commit[:12]} is not traced in LeanDojo's cache {CACHE_DIR}: "
+                                   "run `prover lean trace` first (it takes hours; opening a theorem never "
+                                   "starts it)")
+        self._traced = True
+
     def _real_factory(self, theorem: Theorem, timeout: float) -> AbstractContextManager:
         repo = self._repository()
         rel = find_theorem_file(Path(repo.url), theorem.name)
         if rel is None:
             raise InitError(f"{theorem.name} is not in the traced library {repo.url}")
+        self._require_trace(repo)
         return self._ld.Dojo(self._ld.Theorem(repo, rel, theorem.name), timeout=max(1, math.ceil(timeout)),
                              build_deps=self.config.build_deps)
 
     # -- Dojo lifecycle ----------------------------------------------------------------------------
-    def _enter(self) -> Any:
-        """Start a Dojo on the open theorem; return its initial state."""
+    def _enter(self, limit: float | None = None) -> Any:
+        """Start a Dojo on the open theorem within ``limit`` s (default ``open_timeout``); return its
+        initial state."""
         assert self._theorem is not None
-        cm = self._factory(self._theorem, self.config.open_timeout)
+        limit = self.config.open_timeout if limit is None else limit
+        cm = self._factory(self._theorem, limit)
         ld = self._ld
+        status = ""
         try:
             try:
                 dojo, init = cm.__enter__()
             except BaseException:
-                self._abandon(cm)  # __exit__ never runs for a failed __enter__: stop what it started
+                status = self._abandon(cm)  # __exit__ never runs for a failed __enter__: stop what it started
                 raise
         except ld.DojoInitError as e:
-            raise InitError(f"LeanDojo could not start: {e}; {known_problems(self.config.project, str(e))}") from e
+            if "Timeout" in str(e) and limit < self.config.open_timeout:
+                raise OutOfTime(f"a new Dojo ran into the search's deadline ({limit:.1f} s left)") from e
+            raise InitError(f"LeanDojo could not start: {e}{status}; "
+                            f"{known_problems(self.config.project, str(e))}") from e
+        except LeanNotInstalled:
+            raise
         except Exception as e:  # CalledProcessError from `lake build`, bad JSON from a Lean >= 4.19 log, ...
-            raise InitError(f"LeanDojo could not start ({type(e).__name__}: {str(e)[:300]}); "
+            raise InitError(f"LeanDojo could not start ({type(e).__name__}: {str(e)[:300]}){status}; "
                             f"{known_problems(self.config.project, str(e))}") from e
         if not isinstance(init, ld.TacticState):
             self._exit(cm, dojo)
@@ -145,9 +190,20 @@ class LeanDojoBackend(Closing):
         return init
 
     @staticmethod
-    def _abandon(cm: AbstractContextManager) -> None:
+    def _abandon(cm: AbstractContextManager) -> str:
+        """Stop what a failed ``__enter__`` started; return how its Lean ended (", Lean exited
+        with status N"), or "" when it had not ended or never started."""
         proc = getattr(cm, "proc", None)
+        ended = ""
         if proc is not None and getattr(proc, "pid", None):
+            try:
+                if not proc.isalive():
+                    if proc.signalstatus is not None:
+                        ended = f", Lean was killed by signal {proc.signalstatus}"
+                    elif proc.exitstatus is not None:
+                        ended = f", Lean exited with status {proc.exitstatus}"
+            except Exception:
+                pass
             stop_group(proc.pid, grace=0.5)
         tmp = getattr(cm, "modified_file", None)
         if tmp is not None:
@@ -155,6 +211,7 @@ class LeanDojoBackend(Closing):
                 tmp.__exit__(None, None, None)
             except Exception:
                 pass
+        return ended
 
     @staticmethod
     def _exit(cm: AbstractContextManager, dojo: Any) -> None:
@@ -199,7 +256,10 @@ class LeanDojoBackend(Closing):
 
     def _resolve(self, path: tuple[str, ...]) -> Any:
         if self._dojo is None:
-            self._enter()
+            try:
+                self._enter(reopen_limit(self._deadline, self.config.open_timeout))
+            except InitError as e:  # it opened before: a new Dojo that fails is a crash
+                raise BackendCrash(f"a new Dojo for the theorem failed: {e}") from e
         if path in self._states:
             return self._states[path]
         parent = self._resolve(path[:-1])
@@ -220,7 +280,11 @@ class LeanDojoBackend(Closing):
         if text is None:
             return Failed(why, rejected=True)
         path = tuple(state.key)
-        parent = self._resolve(path)
+        start = time.monotonic()
+        try:
+            parent = self._resolve(path)
+        except OutOfTime:
+            return TimedOut(time.monotonic() - start)
         ld = self._ld
         start = time.monotonic()
         try:

@@ -6,7 +6,8 @@ commands (no ``env``: a fresh environment, where ``import`` is allowed), ``{"tac
 followed by a blank line: a command reply (``env``, ``messages``, ``sorries``), a tactic reply
 (``proofState``, ``goals``, ``proofStatus``, ``messages``, ``sorries``, ``traces``), or an error
 ``{"message": ...}`` ("Unknown environment.", "Unknown proof state.", "Lean error:\\n...").
-Every environment and proof state the REPL numbered stays valid for the life of the process.
+Every environment and proof state the REPL numbered stays valid for the life of the process, and
+the numbers only grow: a reply whose number does not is not the answer to the request just sent.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Union
 import pexpect
 
 from .text import LeanMessage
-from ..process import InteractiveProcess, ProcessLimits, group_rss_bytes
+from ..process import InteractiveProcess, ProcessLimits, WorkDir, tree_rss_bytes
 
 
 @dataclass(frozen=True)
@@ -125,16 +126,24 @@ _BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
 
 
 class ReplSession:
-    """One REPL process, driven request by reply. Output that is not a reply (``lake`` build lines,
-    stderr) is kept as ``noise`` for error reports."""
+    """One REPL process, driven request by reply.
+
+    Only stdout carries replies; stderr (where ``dbg_trace`` and Lean's panics write) is drained
+    apart and reported when the process dies. Other stdout text (``lake`` build lines) is kept as
+    ``noise``. The process runs in the project (``cwd``) with a private TMPDIR, removed on stop.
+    """
 
     def __init__(self, argv: list[str], cwd: str, limits: ProcessLimits, env: dict[str, str] | None = None) -> None:
         self.argv = argv
         self.noise: list[str] = []
         self.requests = 0
+        self._last_env = -1  # the highest environment and proof-state numbers seen so far
+        self._last_state = -1
+        self._tmp = WorkDir("prover-lean-")
         try:
-            self._proc = InteractiveProcess(argv, cwd, limits, env=env)
+            self._proc = InteractiveProcess(argv, cwd, limits, env=env, tmpdir=self._tmp.path, stderr="drain")
         except (OSError, pexpect.ExceptionPexpect) as e:
+            self._tmp.cleanup()
             raise ReplExited(f"cannot start {' '.join(argv)}: {e}") from e
 
     @property
@@ -145,8 +154,8 @@ class ReplSession:
         return self._proc.alive()
 
     def rss_bytes(self) -> int:
-        """Resident memory of the REPL's whole process group (``lake exe`` runs it as a child)."""
-        return group_rss_bytes(self._proc.pid)
+        """Resident memory of the REPL and its descendants (``lake exe`` runs it as a child)."""
+        return tree_rss_bytes(self._proc.pid)
 
     def request(self, request: dict, timeout: float) -> Reply:
         if not self._proc.alive():
@@ -156,7 +165,23 @@ class ReplSession:
             self._proc.spawn.send(encode(request))
         except OSError as e:
             raise ReplExited(f"pipe closed: {e}; {self._exit_report()}") from e
-        return parse_reply(self._read(timeout))
+        return self._in_step(parse_reply(self._read(timeout)))
+
+    def _in_step(self, reply: Reply) -> Reply:
+        """The reply, if its numbers are new: the REPL numbers every environment and proof state
+        it makes in increasing order, so an old number means the reply answers another request."""
+        states = [reply.proof_state] if isinstance(reply, TacticReply) else []
+        if isinstance(reply, (CommandReply, TacticReply)):
+            states += [s.proof_state for s in reply.sorries if s.proof_state is not None]
+        for number in states:
+            if number <= self._last_state:
+                raise ProtocolError(f"proof state {number} after {self._last_state}: the reply is out of step")
+            self._last_state = number
+        if isinstance(reply, CommandReply):
+            if reply.env <= self._last_env:
+                raise ProtocolError(f"environment {reply.env} after {self._last_env}: the reply is out of step")
+            self._last_env = reply.env
+        return reply
 
     def command(self, cmd: str, env: int | None, timeout: float) -> Reply:
         return self.request(command_request(cmd, env), timeout)
@@ -194,8 +219,10 @@ class ReplSession:
             status = self._proc.spawn.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             status = None
-        tail = " ".join("\n".join(self.noise).split())[-400:]
+        stderr = self._proc.stderr_text(wait=1.0)
+        tail = " ".join("\n".join([*self.noise, stderr]).split())[-400:]
         return f"the REPL exited (status {status})" + (f": {tail}" if tail else "")
 
     def stop(self) -> None:
         self._proc.stop()
+        self._tmp.cleanup()

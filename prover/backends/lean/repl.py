@@ -5,7 +5,9 @@ an environment) and every theorem is opened in that environment as ``statement s
 ``sorry``'s proof state is the root. Tactics run on numbered proof states that stay valid, so
 backtracking is free. A State's key is the tactic path from the root: the live process maps paths
 to its proof-state numbers, and after a restart (a tactic ran past its time limit, the process
-answered too many commands, or grew too large) the path is replayed in the new process.
+answered too many commands, or grew too large) the path is replayed in the new process. A restart
+after a tactic timeout (re-import the header, reopen, replay) gets what is left of the search's
+budget (``set_deadline``), not a fresh ``open_timeout``: past it, the tactic counts as timed out.
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next, Outcome,
-                   State, Theorem, TimedOut)
+from ..base import (BackendCrash, BackendError, BackendInfo, CheckResult, Closing, Failed, Finished, InitError,
+                    Next, Outcome, State, Theorem, TimedOut)
 from .project import default_project_dir, require_lean
 from .protocol import (CommandReply, ProtocolError, ReplError, ReplExited, ReplSession,
                                  ReplTimeout, TacticReply)
@@ -24,6 +26,19 @@ from ..process import ProcessLimits
 GiB = 1024**3
 COMPLETED = "Completed"
 OPEN_GOALS = "Incomplete: open goals remain"
+
+
+class OutOfTime(BackendCrash):
+    """Reopening the theorem after a restart ran into the search's deadline: apply() reports the
+    tactic as timed out (the search then stops on its own clock)."""
+
+
+def reopen_limit(deadline: float | None, open_timeout: float) -> float:
+    """Seconds a restart (re-import, reopen, replay) may take: ``open_timeout``, or what is left
+    before the search's ``deadline`` (``time.monotonic()``) when that is less."""
+    if deadline is None:
+        return open_timeout
+    return max(0.001, min(open_timeout, deadline - time.monotonic()))
 
 
 @dataclass(frozen=True)
@@ -132,7 +147,15 @@ class LeanReplBackend(Closing):
         self._envs: dict[str, int] = {}  # header -> environment, in the live process
         self._ids: dict[tuple[str, ...], int] = {}  # tactic path -> proof state, in the live process
         self._theorem: Theorem | None = None
+        self._deadline: float | None = None  # the search's wall-clock deadline (time.monotonic())
         self.restarts = 0
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """When the search running on this backend ends (``time.monotonic()``; None: no limit)."""
+        self._deadline = deadline
+
+    def _reopen_limit(self) -> float:
+        return reopen_limit(self._deadline, self.config.open_timeout)
 
     # -- process ---------------------------------------------------------------------------------
     @property
@@ -186,16 +209,21 @@ class LeanReplBackend(Closing):
         self._theorem = None
 
     # -- theorem ---------------------------------------------------------------------------------
-    def _header_env(self, header: str) -> int | None:
+    def _overran(self, what: str, limit: float, cause: Exception) -> BackendError:
+        self._stop()
+        if limit < self.config.open_timeout:
+            return OutOfTime(f"{what} ran into the search's deadline ({limit:.1f} s left)")
+        return InitError(f"{what} ran past {limit:g} s")
+
+    def _header_env(self, header: str, limit: float) -> int | None:
         header = header.strip()
         if not header:
             return None
         if header not in self._envs:
             try:
-                reply = self._request("cmd", header, None, self.config.open_timeout)
+                reply = self._request("cmd", header, None, limit)
             except ReplTimeout as e:
-                self._stop()
-                raise InitError(f"importing the header ran past {self.config.open_timeout:g} s") from e
+                raise self._overran("importing the header", limit, e) from e
             if not isinstance(reply, CommandReply):
                 raise InitError(f"the header fails: {getattr(reply, 'message', reply)}")
             if reply.errors:
@@ -203,13 +231,12 @@ class LeanReplBackend(Closing):
             self._envs[header] = reply.env
         return self._envs[header]
 
-    def _open_root(self, theorem: Theorem) -> tuple[int, str]:
-        env = self._header_env(theorem.header)
+    def _open_root(self, theorem: Theorem, limit: float) -> tuple[int, str]:
+        env = self._header_env(theorem.header, limit)
         try:
-            reply = self._request("cmd", theorem.statement.rstrip() + " sorry", env, self.config.open_timeout)
+            reply = self._request("cmd", theorem.statement.rstrip() + " sorry", env, limit)
         except ReplTimeout as e:
-            self._stop()
-            raise InitError(f"elaborating the statement ran past {self.config.open_timeout:g} s") from e
+            raise self._overran("elaborating the statement", limit, e) from e
         if not isinstance(reply, CommandReply):
             raise InitError(f"the statement was refused: {getattr(reply, 'message', reply)}")
         if reply.errors:
@@ -227,7 +254,7 @@ class LeanReplBackend(Closing):
             raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
         self._theorem = theorem
         self._ids.clear()
-        root, goal = self._open_root(theorem)
+        root, goal = self._open_root(theorem, self.config.open_timeout)
         self._ids[()] = root
         return State((), goal)
 
@@ -237,14 +264,18 @@ class LeanReplBackend(Closing):
             return self._ids[path]
         if not path:
             assert self._theorem is not None
-            self._ids[()] = self._open_root(self._theorem)[0]
+            try:
+                self._ids[()] = self._open_root(self._theorem, self._reopen_limit())[0]
+            except InitError as e:  # it opened before: reopening it is the process's failure
+                raise BackendCrash(f"reopening the theorem after a restart failed: {e}") from e
             return self._ids[()]
         parent = self._resolve(path[:-1])
+        limit = self._reopen_limit()
         try:
-            reply = self._request("tactic", path[-1], parent, self.config.open_timeout)
+            reply = self._request("tactic", path[-1], parent, limit)
         except ReplTimeout as e:
-            self._stop()
-            raise BackendCrash(f"replaying {path[-1]!r} ran past {self.config.open_timeout:g} s") from e
+            overran = self._overran(f"replaying {path[-1]!r}", limit, e)
+            raise overran if isinstance(overran, OutOfTime) else BackendCrash(str(overran)) from e
         outcome = outcome_of(reply, path) if isinstance(reply, (TacticReply, ReplError)) else None
         if not isinstance(outcome, Next):
             raise BackendCrash(f"replaying {path[-1]!r} after a restart gave a different result")
@@ -262,7 +293,11 @@ class LeanReplBackend(Closing):
             return Failed(why, rejected=True)
         self._recycle_if_worn()
         path = tuple(state.key)
-        parent = self._resolve(path)
+        start = time.monotonic()
+        try:
+            parent = self._resolve(path)
+        except OutOfTime:
+            return TimedOut(time.monotonic() - start)
         start = time.monotonic()
         try:
             reply = self._request("tactic", text, parent, timeout)

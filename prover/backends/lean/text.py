@@ -18,11 +18,15 @@ _DECLARATION_RE = re.compile(
     r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable|nonrec)\s+)*"
     r"(theorem|lemma|def)\s+([^\s:({\[⦃]+)")
 
-# Name components that end or abandon the proof, escape the kernel's checking, or are commands
+# Name components that end or abandon the proof, escape the kernel's checking, write outside Lean's
+# message log (``dbg_trace`` prints to the REPL's own output), search the library and close the goal
+# with what they find or with ``sorry`` (``exact?``, ``apply?``, ``rw?``), or are commands
 # (declarations, options, meta-programs) rather than tactics. Checked per dot-separated component.
 FORBIDDEN_WORDS = frozenset({
     "sorry", "admit", "stop", "sorryAx", "native_decide", "ofReduceBool", "ofReduceNat",
     "trustCompiler", "implemented_by", "extern", "unsafe", "partial",
+    "dbg_trace", "dbgTrace", "dbg_trace_if_shared", "dbgTraceIfShared", "dbgTraceVal", "dbgSleep",
+    "dbgStackTrace", "exact?", "apply?", "rw?", "library_search",
     "theorem", "lemma", "def", "abbrev", "axiom", "axioms", "example", "instance", "opaque",
     "structure", "class", "inductive", "coinductive", "mutual", "namespace", "section", "end",
     "variable", "universe", "omit", "include", "private", "protected", "noncomputable",
@@ -95,8 +99,8 @@ def check_tactic(tactic: str) -> tuple[str | None, str]:
         return None, why
     if "#" in re.sub(r"#\[", "", code):
         return None, "commands (#eval, #exit, ...) are not allowed in a tactic"
-    if re.search(r"\+\s*native\b", code):
-        return None, "native evaluation (decide +native) is not allowed"
+    if re.search(r"\+\s*native\b", code) or re.search(r"\bnative\s*:=\s*true\b", code):
+        return None, "native evaluation (decide +native, decide (native := true)) is not allowed"
     stack: list[str] = []
     for ch in code:
         if ch in _OPEN:
