@@ -305,3 +305,27 @@ def test_repl_suggests_hammers_reconstruction_tactic():
         assert not uses_hammer_plugin(suggestion["tactic"])  # what the editor inserts runs without ATPs
     finally:
         repl.close()
+
+
+@needs_hammer
+def test_in_a_file_the_step_comes_with_the_provers_imports_only(tmp_path):
+    """A file theorem's coqtop loads hammer only with the prelude (--add-imports): the file's own imports are
+    left alone otherwise, and the step says why it is not available. With them, hammer proves a goal
+    that needs a library lemma, and the file (with only the reconstruction tactic) compiles."""
+    from prover.backends.coq.document import CoqDocument
+
+    path = tmp_path / "Lists.v"
+    path.write_text("Require Import List.\n\nLemma rev_rev (A : Type) (l : list A) : rev (rev l) = l.\n"
+                    "Proof.\nAdmitted.\n")
+    doc = CoqDocument.read(path)
+    with CoqBackend(CoqConfig(hammer=HammerConfig(threads=2))) as coq:
+        root = coq.open(doc.theorem("rev_rev"))
+        plain = coq.apply(root, "hammer", 60)
+        assert isinstance(plain, Failed) and plain.rejected and "--add-imports" in plain.message
+        theorem = doc.theorem("rev_rev", add_imports=True)
+        root = coq.open(theorem)
+        found = coq.apply(root, "hammer", 60)
+        assert isinstance(found, Finished), found
+        assert found.tactic and "hammer" not in found.tactic
+        check = coq.check(theorem, [found.tactic])
+        assert check.ok, check.message

@@ -19,6 +19,7 @@ from typing import Callable
 
 from .. import __version__
 from ..backends.base import Theorem
+from ..backends.coq.hammer import HammerConfig
 from ..backends.process import WorkerProcess, stop_workers
 from ..components import MODEL_GENERATORS, BackendOptions, ModelOptions, make_backend, make_generator
 from ..models.base import GeneratorUnavailable
@@ -50,8 +51,11 @@ class RunSpec:
     def budgets(self) -> dict:
         out = {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
                "memory_mb": self.backend_options.memory_mb}
-        if self.backend == "coq" and self.backend_options.hammer is not None:
-            out["hammer"] = asdict(self.backend_options.hammer)
+        if self.backend == "coq":  # the hammer step's limits; its thread count follows the workers, as
+            # the workers themselves, and is recorded apart (hammer_threads), never compared by --resume
+            hammer = asdict(self.backend_options.hammer or HammerConfig())
+            hammer.pop("threads")
+            out["hammer"] = hammer
         return out
 
 

@@ -137,12 +137,6 @@ class CoqBackend(Closing):
             raise InitError(f"cannot start coqtop: {e}") from e
         self._started_with = extra
         self._start_sid = self._read(self.config.open_timeout).sid
-        for sentence in self.hammer.load_sentences():  # the search's coqtop only; never in the check
-            reply = self._send(sentence, self.config.open_timeout)
-            if reply.error:
-                self.hammer.load_failed(sentence, reply.error)
-                break
-        self._start_sid = self._tip_sid
 
     def _stop(self) -> None:
         if self._proc is not None:
@@ -207,7 +201,7 @@ class CoqBackend(Closing):
             if name != theorem.name:
                 raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
             try:
-                line = [(("text", s.clean), s.clean, None)
+                line = self._hammer_line() + [(("text", s.clean), s.clean, None)
                         for s in split_sentences(self.config.prelude) + split_sentences(theorem.header)]
                 sentences = split_sentences(theorem.statement)
             except CoqSyntaxError as e:
@@ -256,10 +250,18 @@ class CoqBackend(Closing):
         if theorem.add_imports:
             at = theorem.import_index
             prelude = [(("prelude", s.clean), s.clean, None) for s in split_sentences(self.config.prelude)]
-            line = line[:at] + prelude + line[at:]
+            line = line[:at] + prelude + self._hammer_line() + line[at:]
         # Silent: no goals printed after each tactic of the earlier proofs (a fifth of coqtop's time).
         return [(("control", "Set Silent."), "Set Silent.", None), *line,
                 (("control", "Unset Silent."), "Unset Silent.", None)]
+
+    def _hammer_line(self) -> list[tuple[object, str, None]]:
+        """What loads the hammer step, in the search's coqtop only (the check never loads it): before a
+        statement's prelude, or with the prelude a file theorem gets from ``add_imports``. Hammer's
+        plugin loads no Coq library beyond the prelude's (measured with Print Libraries), so a file
+        opened with the prelude sees nothing more of itself. Without ``add_imports`` the file's own
+        imports are left alone and the step is not available."""
+        return [(("hammer", s), s, None) for s in self.hammer.load_sentences()]
 
     def _load(self, line: list[tuple[object, str, int | None]], theorem: Theorem) -> None:
         """Make the live coqtop have run exactly ``line``: BackTo the longest prefix it shares with what
@@ -290,7 +292,10 @@ class CoqBackend(Closing):
             self.loaded_sentences += len(chunk)
             for key, text, index in chunk:
                 reply = self._read(self.config.open_timeout)
-                if reply.error:
+                if reply.error and isinstance(key, tuple) and key[0] == "hammer":
+                    if self.hammer.tools.ok:  # one warning; the search goes on without the step
+                        self.hammer.load_failed(text, reply.error)
+                elif reply.error:
                     self._stop()
                     raise InitError(self._load_error(theorem, text, index, reply.error))
                 self._line.append((key, reply.sid))
@@ -365,6 +370,9 @@ class CoqBackend(Closing):
         if self._theorem is None:
             raise BackendCrash("no theorem is open")
         if uses_hammer_plugin(tactic):  # the hammer step: it runs as the reconstruction tactic it finds
+            if isinstance(self._theorem, CoqFileTheorem) and not self._theorem.add_imports:
+                return Failed("the hammer step in a file needs the prover's imports (--add-imports): its "
+                              "reconstruction tactics come from Hammer.Tactics", rejected=True)
             return self.hammer.run(self, state, tactic, timeout, (self.config.prelude, self._theorem.header))
         sentence, why = check_tactic(tactic)
         if sentence is None:
