@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..backends.coq.hammer import HammerConfig
 from .minif2f import default_data_dir, load
 from .results import ResultsLog
 from .runner import Job, LocalPool, RayPool, RunSpec, collect_versions
@@ -57,7 +58,7 @@ def run_config(spec: RunSpec, suite: Suite, workers: int, ray: str | None) -> di
             "tactics_file": spec.tactics_file, "tactics_sha256": tactics_sha256, "model": spec.model.model,
             "model_options": asdict(spec.model),
             "budgets": spec.budgets(), "seed": spec.seed, "versions": spec.versions, **suite.config,
-            "workers": workers, "ray": ray, "started_at": time.time(), "search": asdict(spec.search)}
+            "workers": workers, "hammer_threads": (spec.backend_options.hammer or HammerConfig()).threads, "ray": ray, "started_at": time.time(), "search": asdict(spec.search)}
 
 
 def run_benchmark(spec: RunSpec, suite: Suite, out: str, workers: int, resume: bool, ray: str | None,
