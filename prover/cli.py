@@ -20,8 +20,10 @@ from .backends.base import Theorem
 from .backends.process import TempRoot
 from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
+from .backends.coq.hammer import HammerConfig
 from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError,
-                         ModelOptions, check_generator, make_backend, make_generator, make_scorer_for)
+                         ModelOptions, check_generator, cores_per_worker, hammer_warning, make_backend,
+                         make_generator, make_scorer_for)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
@@ -95,13 +97,25 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                    help="the learned scorer for --priority value (from `prover train scorer`)")
     g.add_argument("--expand-batch", type=_positive(int), default=d.expand_batch,
                    help="open states sent to the generator at once (default %(default)s)")
+    h = p.add_argument_group("hammer step (Coq: CoqHammer's premise selection + ATPs, then a reconstruction "
+                             "tactic; the proof keeps only that tactic)")
+    dh = HammerConfig()
+    h.add_argument("--no-hammer", action="store_true", help="never run the hammer step")
+    h.add_argument("--hammer-timeout", type=_positive(float), default=dh.timeout, metavar="S",
+                   help="seconds for one hammer step, at most the time left (default %(default)g)")
+    h.add_argument("--hammer-atp-limit", type=_positive(int), default=dh.atp_limit, metavar="S",
+                   help="seconds per ATP run (default %(default)s)")
+    h.add_argument("--hammer-reconstr-limit", type=_positive(int), default=dh.reconstr_limit, metavar="S",
+                   help="seconds per batch of reconstruction tactics (default %(default)s)")
+    h.add_argument("--hammer-threads", type=_positive(int), metavar="N",
+                   help="ATP runs at once (default: the cores each worker gets)")
     m = p.add_argument_group("generator")
-    m.add_argument("--generator", choices=GENERATORS, default=None,
-                   help="tactic generator. Default: combined for Coq (the k-NN model's tactics mixed with the "
-                        "portfolio's; its models are built once by `make install` / `prover models build`, or on "
-                        "first use), portfolio for Lean and Isabelle. portfolio: model-free ranked tactics; "
-                        "knn: tactics of the most similar states of real proofs; hf: a causal LM; mix: the LM's "
-                        "candidates interleaved with the portfolio's")
+    m.add_argument("--generator", choices=GENERATORS, default="portfolio",
+                   help="tactic generator (default %(default)s: model-free ranked tactics, with Coq's hammer "
+                        "step on the states where it pays; hammer: CoqHammer alone; knn: tactics of the most "
+                        "similar states of real proofs (Coq); combined: knn mixed with the portfolio (its "
+                        "models are built once by `prover models build`, or on first use); hf: a causal LM; "
+                        "mix: the LM's candidates interleaved with the portfolio's)")
     m.add_argument("--knn-model", metavar="FILE",
                    help="k-NN model for --generator knn/combined (from `prover train knn`; default: the built-in "
                         "one, see `prover models info`)")
@@ -174,6 +188,21 @@ def _temperatures(text: str) -> tuple[float, ...]:
 def model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens,
                         args.batch_states, args.gather_ms / 1000, args.knn_model)
+
+
+def backend_options(args: argparse.Namespace, workers: int = 1, flags: tuple[str, ...] = ()) -> BackendOptions:
+    hammer = HammerConfig(enabled=not args.no_hammer, timeout=args.hammer_timeout, atp_limit=args.hammer_atp_limit,
+                          reconstr_limit=args.hammer_reconstr_limit,
+                          threads=args.hammer_threads or cores_per_worker(workers))
+    return BackendOptions(args.check_timeout, args.memory_mb, coq_flags=flags, hammer=hammer)
+
+
+def warn_about_hammer(args: argparse.Namespace, options: BackendOptions, console: Console) -> None:
+    """One warning when the generator would use a hammer that is not installed (or an error for
+    hammer alone), before anything starts."""
+    line = hammer_warning(args.backend, args.generator, options)
+    if line:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
@@ -573,7 +602,9 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     if args.learn_file:
         context = _learn_file(args, theorem, generator, console)
     flags = _statement_flags(args) if span is None and args.backend == "coq" else ()
-    backend = make_backend(args.backend, BackendOptions(args.check_timeout, args.memory_mb, flags))
+    options = backend_options(args, flags=flags)
+    warn_about_hammer(args, options, console)
+    backend = make_backend(args.backend, options)
     try:
         result = _run_search(theorem, backend, generator, config, console, quiet=args.quiet or args.json)
     finally:
@@ -705,7 +736,9 @@ def cmd_traces(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(str(e)) from e
     config = search_config(args)
     generator = _make_generator(args, console)
-    backend = make_backend("coq", BackendOptions(args.check_timeout, args.memory_mb))
+    options = backend_options(args)
+    warn_about_hammer(args, options, console)
+    backend = make_backend("coq", options)
     proved = []
     try:
         with Progress(SpinnerColumn(), TextColumn("[bold]traces"), BarColumn(), MofNCompleteColumn(),
@@ -821,9 +854,10 @@ def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
     if args.ray and args.ray_address:
         raise ConfigError("give --ray local or --ray-address, not both")
     check_generator(args.generator, args.backend, args.tactics, model_options(args))  # bad options fail here
-    spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args),
-                   BackendOptions(args.check_timeout, args.memory_mb), args.seed, grace=args.grace,
-                   model=model_options(args), online=args.online, trees=args.trees,
+    options = backend_options(args, args.workers)
+    warn_about_hammer(args, options, console)
+    spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args), options, args.seed,
+                   grace=args.grace, model=model_options(args), online=args.online, trees=args.trees,
                    learn_file=args.learn_file)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     ray = args.ray_address or args.ray
@@ -918,8 +952,9 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--port must be 0..65535, not {args.port}")
     if args.keep_sessions < 0:
         raise ConfigError("--keep-sessions must be 0 or more")
-    defaults = Defaults(search_config(args), BackendOptions(args.check_timeout, args.memory_mb), args.backend,
-                        args.generator, args.tactics)
+    options = backend_options(args, args.workers)
+    warn_about_hammer(args, options, console)
+    defaults = Defaults(search_config(args), options, args.backend, args.generator, args.tactics)
     server = Server(ServerConfig(defaults, args.workers, args.keep_sessions, online=args.online),
                     _repl_generators(args))
     try:

@@ -2,13 +2,15 @@
 turn options into objects."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 from .backends.base import Backend
+from .backends.coq.hammer import HammerConfig, hammer_status
 from .models.base import Generator
 
 BACKENDS = ("coq", "lean-repl", "leandojo", "isabelle")
-GENERATORS = ("portfolio", "hf", "mix", "knn", "combined")
+GENERATORS = ("portfolio", "hf", "mix", "hammer", "knn", "combined")
 MODEL_GENERATORS = ("hf", "mix")  # the ones with a language model behind them (served to runs and the REPL)
 LEARNED_GENERATORS = ("knn", "combined")  # need a k-NN model (--knn-model, or the default models)
 COMBINED_WEIGHTS = (("knn", 0.5), ("portfolio", 0.5))
@@ -30,6 +32,27 @@ class BackendOptions:
     check_timeout: float = 600.0
     memory_mb: int | None = None  # None: the backend's own default (Coq 6144, Lean 32768)
     coq_flags: tuple[str, ...] = ()  # load-path flags of coqtop and coqc for a statement (a file has its own)
+    hammer: HammerConfig | None = None  # Coq's hammer step; None: its defaults
+
+
+def cores_per_worker(workers: int) -> int:
+    """The cores a run gives each of its workers (what hammer's ATP threads are fitted to)."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def hammer_warning(backend: str, generator: str, options: BackendOptions) -> str | None:
+    """One line to print before a run whose generator proposes hammer where it cannot run.
+
+    Raises ConfigError when the generator is hammer alone: without hammer it can do nothing."""
+    if backend != "coq" or generator not in ("portfolio", "mix", "hammer", "combined"):
+        return None
+    config = options.hammer or HammerConfig()
+    status = hammer_status(config)
+    if status.ok:
+        return None
+    if generator == "hammer":
+        raise ConfigError(f"--generator hammer cannot run: {status.reason}")
+    return None if not config.enabled else f"the hammer step is skipped: {status.reason}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +76,8 @@ def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
         from .backends.process import ProcessLimits
 
         limits = ProcessLimits(memory_bytes=(options.memory_mb or 6144) * 1024 * 1024)
-        return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout, flags=options.coq_flags))
+        return CoqBackend(CoqConfig(limits=limits, check_timeout=options.check_timeout, flags=options.coq_flags,
+                                    hammer=options.hammer or HammerConfig()))
     if name == "isabelle":
         return _make_isabelle(options)
     if name in ("lean-repl", "leandojo"):
@@ -103,6 +127,14 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None,
         return CombinedGenerator([(parts[n], w) for n, w in COMBINED_WEIGHTS], name="combined")
     if model.model is not None:
         raise ConfigError(f"--model needs --generator hf or mix (not {name})")
+    if name == "hammer":
+        if backend != "coq":
+            raise ConfigError("--generator hammer is CoqHammer's step: it needs --backend coq "
+                              "(Isabelle's portfolio has its sledgehammer step)")
+        if tactics_file is not None:
+            raise ConfigError("--tactics goes with --generator portfolio or mix")
+        from .models.coq_portfolio import HammerGenerator
+        return HammerGenerator()
     if tactics_file is not None:
         try:
             return PortfolioGenerator.from_file(tactics_file)

@@ -52,8 +52,9 @@ def test_written_file_compiles_with_the_proof(tmp_path):
 
 
 def test_statement_mode_not_proved_exits_1(tmp_path):
+    # --no-hammer: on a false goal the hammer step would spend its whole budget (tested in test_coq_hammer).
     run = run_cli("prove", "--statement", "Theorem f : forall n : nat, n + 1 = n.", "--max-expansions", "3",
-                  "--tactic-timeout", "2", "--json")
+                  "--tactic-timeout", "2", "--json", "--no-hammer")
     assert run.returncode == 1
     out = json.loads(run.stdout)
     assert not out["proved"] and out["failure_reason"] in ("exhausted", "budget")

@@ -240,3 +240,24 @@ def test_audit_of_print_assumptions_output():
     assert not ok and axioms == ("Classical_Prop.classic", "lemma") and "lemma" in msg
     assert not audit_assumptions("f is assumed to be guarded.\n", allowed)[0]
     assert not audit_assumptions("", allowed)[0]
+
+
+def test_theorems_sharing_a_header_prefix_reuse_coqtop_and_see_only_their_own_header():
+    with CoqBackend() as coq:
+        one = Theorem("one", "Theorem one : d = 1.", "Definition d := 1.")
+        root = coq.open(one)
+        pid = coq.pid
+        assert isinstance(coq.apply(root, "reflexivity", 5), Finished)
+        # Same prelude, another header: coqtop goes back to the prelude and loads this one instead.
+        two = Theorem("two", "Theorem two : d = 2.", "Definition d := 2.")
+        root2 = coq.open(two)
+        assert coq.pid == pid
+        assert isinstance(coq.apply(root2, "reflexivity", 5), Finished)
+        # The same statement again, under the first header: the proof opened above is gone.
+        back = coq.open(Theorem("two", "Theorem two : d = 1.", "Definition d := 1."))
+        assert coq.pid == pid and isinstance(coq.apply(back, "reflexivity", 5), Finished)
+        assert isinstance(coq.apply(back, "exact (eq_refl 2)", 5), Failed)
+        # A header that does not load is an error, and the next theorem still opens.
+        with pytest.raises(InitError):
+            coq.open(Theorem("bad", "Theorem bad : True.", "Definition e := undefined_name."))
+        assert isinstance(coq.apply(coq.open(one), "reflexivity", 5), Finished)

@@ -480,6 +480,9 @@ def test_duplicate_id_is_refused_while_the_first_runs(repl: Repl, tmp_path: Path
 def test_cancel_of_a_queued_request_answers_at_once(tmp_path: Path) -> None:
     r = Repl("--workers", "1")
     try:
+        # Answered once the server reads requests: the processes of its start (coqc -where) are gone.
+        r.send(id="ready", cmd="cancel", target="nothing")
+        r.until("ready", timeout=60)
         spin = _spin_file(tmp_path)
         r.send(id="busy", cmd="prove", statement="Theorem q1 : True.", tactics_file=spin, tactic_timeout=300,
                timeout=300, progress=False)

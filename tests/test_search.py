@@ -187,3 +187,63 @@ def test_tree_status_propagation():
     tree2.add_edge(Edge(m.id, "done", EdgeKind.FINISHED))
     assert m.status == Status.PROVED and tree2.root.status == Status.PROVED
     assert [x.tactic for x in tree2.path(m)] == ["a"]
+
+
+class Listed(Generator):
+    """The same candidates for every goal."""
+    name = "listed"
+
+    def __init__(self, candidates):
+        self.candidates = candidates
+
+    def generate(self, goals, n):
+        return list(self.candidates)
+
+
+class Spy:
+    """The real backend, recording each tactic the search applies and the time it gives it."""
+
+    def __init__(self, backend):
+        self.backend, self.calls = backend, []
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def apply(self, state, tactic, timeout):
+        self.calls.append((tactic, timeout))
+        return self.backend.apply(state, tactic, timeout)
+
+
+def test_an_expensive_candidate_waits_for_its_cost_and_gets_the_time_left(coq):
+    theorem = Theorem("e", "Theorem e : forall n : nat, n + 0 = n.")
+    spy = Spy(coq)
+    gen = Listed([Candidate("lia", -5.0, expensive=True), Candidate("intros", -0.1)])
+    result = search(theorem, spy, gen, SearchConfig(max_expansions=5, tactic_timeout=3, timeout=60))
+    assert result.proved and result.tactics == ["lia"]
+    # Root: intros runs, lia is deferred (cost 5). Child (cost 0.1): intros again (a duplicate), its lia
+    # deferred at 5.1. Then the root's lia, the cheapest entry left, runs and proves it.
+    assert [t for t, _ in spy.calls] == ["intros", "intros", "lia"]
+    assert spy.calls[0][1] == 3 and spy.calls[-1][1] > 3  # the time left, not the tactic limit
+
+
+def test_deferred_tries_still_run_once_the_expansions_are_spent(coq):
+    theorem = Theorem("e2", "Theorem e2 : forall n : nat, n + 0 = n.")
+    gen = Listed([Candidate("idtac", -0.1), Candidate("lia", -5.0, expensive=True)])
+    result = search(theorem, coq, gen, SearchConfig(max_expansions=1, tactic_timeout=3, timeout=60))
+    assert result.proved and result.tactics == ["lia"] and result.expansions == 1
+    # An open child is left unexpanded: the deferred try runs, fails, and the budget is the reason.
+    failing = Listed([Candidate("intros", -0.1), Candidate("exact I", -5.0, expensive=True)])
+    out = search(theorem, coq, failing, SearchConfig(max_expansions=1, tactic_timeout=3, timeout=60))
+    assert out.failure_reason == "budget" and [e.tactic for e in out.tree.edges] == ["intros", "exact I"]
+
+
+def test_a_node_with_a_deferred_try_is_not_failed_before_it_runs():
+    from prover.search.tree import Edge
+    tree = SearchTree(State((), "g0"))
+    tree.root.pending = 1
+    tree.add_edge(Edge(0, "a", EdgeKind.FAILED))
+    tree.mark_expanded(tree.root)
+    assert tree.root.status == Status.OPEN
+    tree.root.pending = 0
+    tree.settle(tree.root)
+    assert tree.root.status == Status.FAILED

@@ -33,6 +33,9 @@ class Next:
     """The tactic succeeded and left goals."""
 
     state: State
+    # The tactic the prover really ran, when the proposed step resolved to another (Coq's hammer step
+    # runs as the reconstruction tactic it found): what the proof records, checks and writes.
+    tactic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Finished:
     """The tactic closed the last goal."""
 
     state: State
+    tactic: str | None = None  # as in Next
 
 
 @dataclass(frozen=True)

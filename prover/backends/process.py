@@ -11,6 +11,7 @@ import collections
 import ctypes
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -76,7 +77,7 @@ class TempRoot:
         self.path = tempfile.mkdtemp(prefix=prefix)
         read_end, self._write_end = os.pipe()  # not inherited by other children (close_fds)
         try:
-            self._guard = subprocess.Popen(["sh", "-c", 'read _; rm -rf -- "$1"', GUARD_NAME, self.path],
+            self._guard = subprocess.Popen(["/bin/sh", "-c", 'read _; rm -rf -- "$1"', GUARD_NAME, self.path],
                                            stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                            start_new_session=True)  # a Ctrl-C is not for it
         except OSError:
@@ -152,6 +153,32 @@ def stop_tree(pid: int, grace: float = 1.0) -> None:
         groups.insert(0, pid)
     for g in groups:
         stop_group(g, grace)
+
+
+# Every process an InteractiveProcess starts inherits this variable with a value of its own, so the
+# processes it leaves behind are found even after they left its process group and were orphaned
+# (CoqHammer's ATP runner calls setsid, and the process that waited for it may be gone).
+TOKEN_VAR = "PROVER_PROCESS_TOKEN"
+
+
+def processes_with_token(token: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries ``TOKEN_VAR=token``."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        found.append(int(entry))
+    return found
 
 
 def _group_alive(pgid: int) -> bool:
@@ -281,7 +308,9 @@ class InteractiveProcess:
         if stderr not in ("merge", "drain"):
             raise ValueError(f"stderr must be 'merge' or 'drain', not {stderr!r}")
         tmp = cwd if tmpdir is True else (tmpdir or None)
-        proc = subprocess.Popen(argv, cwd=cwd, env=child_env(env, tmp), stdin=subprocess.PIPE,
+        self.token = secrets.token_hex(8)
+        env = {**(child_env(env, tmp) or os.environ), TOKEN_VAR: self.token}
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT if stderr == "merge" else subprocess.PIPE,
                                 bufsize=0, preexec_fn=_prepare_child(limits))
@@ -303,15 +332,42 @@ class InteractiveProcess:
         """The last lines of a drained stderr ("" when stderr is merged)."""
         return self._stderr.text(wait) if self._stderr else ""
 
-    def interrupt(self) -> None:
-        """SIGINT the whole group (coqtop answers with 'User interrupt' and survives)."""
+    def interrupt(self, group: bool = True) -> None:
+        """SIGINT the whole group, or the process alone (coqtop answers with 'User interrupt' and
+        survives)."""
         try:
-            os.killpg(self.pid, signal.SIGINT)
+            if group:
+                os.killpg(self.pid, signal.SIGINT)
+            else:
+                os.kill(self.pid, signal.SIGINT)
         except ProcessLookupError:
             pass
 
+    def stop_strays(self) -> int:
+        """Stop every process this one started that is still running (the process itself lives on):
+        each in a group of its own is stopped with its group. Returns how many were found."""
+        strays = [p for p in processes_with_token(self.token) if p != self.pid]
+        for p in strays:
+            try:
+                group = os.getpgid(p)
+            except ProcessLookupError:
+                continue
+            try:
+                if group not in (self.pid, os.getpgrp()):
+                    os.killpg(group, signal.SIGKILL)
+                else:
+                    os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + 2.0  # SIGKILL is not instant: wait until they are gone
+        while strays and time.monotonic() < deadline and any(
+                p != self.pid for p in processes_with_token(self.token)):
+            time.sleep(0.02)
+        return len(strays)
+
     def stop(self, tree: bool = False) -> None:
-        """Close stdin and stop the group (``tree``: also the groups its descendants made)."""
+        """Close stdin and stop the group (``tree``: also the groups its descendants made), then
+        whatever it started that still runs elsewhere."""
         try:
             self.spawn.proc.stdin.close()
         except OSError:
@@ -320,6 +376,7 @@ class InteractiveProcess:
             stop_tree(self.pid, grace=0.5)
         else:
             stop_group(self.pid, grace=0.5)
+        self.stop_strays()
         try:
             self.spawn.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:

@@ -12,6 +12,10 @@ class Candidate:
     tactic: str
     logprob: float  # sum of the tactic's token log-probs (true, unwarped)
     num_tokens: int = 1
+    # A step that runs under the backend's own budget (Coq's hammer: ATPs, then reconstruction):
+    # the search tries it when its cost comes up in best-first order, not with its state's cheap
+    # candidates, and gives it the time left rather than the per-tactic limit.
+    expensive: bool = False
 
     @property
     def score(self) -> float:
@@ -68,5 +72,5 @@ def rank_candidates(candidates: list[Candidate], n: int) -> list[Candidate]:
         if not t:
             continue
         if t not in best or c.score > best[t].score:
-            best[t] = Candidate(t, c.logprob, c.num_tokens)
+            best[t] = Candidate(t, c.logprob, c.num_tokens, c.expensive)
     return sorted(best.values(), key=lambda c: -c.score)[:n]

@@ -4,7 +4,9 @@ It reads the goals text the way a model would: when the conclusion still quantif
 the only sensible first step is to introduce; otherwise it offers structural steps for the
 conclusion's and hypotheses' connectives, and the decision procedures that fit the number types in
 sight (lia/nia for nat and Z, lra/nra/field/psatz for R, component-wise ring for complex numbers),
-then general automation (CoqHammer's sauto, auto, intuition).
+then general automation (CoqHammer's sauto, auto, intuition), and last CoqHammer's ``hammer`` step
+(premise selection and external ATPs), marked expensive: the search runs it when its cost comes up,
+after the cheap tactics of its state and the cheaper states they led to.
 """
 from __future__ import annotations
 
@@ -128,12 +130,33 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     return seen
 
 
+HAMMER = "hammer"  # the backend's hammer step (backends/coq/hammer.py)
+
+
 class CoqPortfolio(Generator):
-    """Zipf-scored tactics from ``coq_tactics``: a higher rank is a likelier step."""
+    """Zipf-scored tactics from ``coq_tactics``: a higher rank is a likelier step. ``hammer`` comes last
+    on goals that need no introduction (an introducible goal gets it after ``intros``)."""
 
     name = "portfolio"
 
+    def __init__(self, hammer: bool = True) -> None:
+        self.hammer = hammer
+
     def generate(self, goals: str, n: int) -> list[Candidate]:
-        tactics = coq_tactics(GoalShape.of(goals))[:n]
+        shape = GoalShape.of(goals)
+        tactics = coq_tactics(shape)
+        if self.hammer and not shape.introducible:
+            tactics = tactics + [HAMMER]
+        tactics = tactics[:n]
         total = sum(1.0 / (i + 1) for i in range(len(tactics)))
-        return [Candidate(t, math.log(1.0 / (i + 1) / total)) for i, t in enumerate(tactics)]
+        return [Candidate(t, math.log(1.0 / (i + 1) / total), expensive=t == HAMMER)
+                for i, t in enumerate(tactics)]
+
+
+class HammerGenerator(Generator):
+    """CoqHammer alone (the peer baseline): ``hammer`` on every state."""
+
+    name = "hammer"
+
+    def generate(self, goals: str, n: int) -> list[Candidate]:
+        return [Candidate(HAMMER, 0.0, expensive=True)]

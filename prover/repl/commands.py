@@ -23,6 +23,9 @@ from .protocol import (CheckReply, CheckRequest, ProveRequest, RequestError, Res
 from .sessions import Session, TacticFailed
 
 
+EXPENSIVE_STEP_TIMEOUT = 600.0  # the backend caps it at the step's own budget (--hammer-timeout)
+
+
 class Cancelled(Exception):
     """The request was cancelled; the server answers `cancelled`."""
 
@@ -138,11 +141,15 @@ def suggest(request: SuggestRequest, session: Session | None, tactics: tuple[str
     for cand in ranked:
         if cancel.is_set():
             raise Cancelled()
-        outcome = session.backend.apply(state, cand.tactic, request.tactic_timeout)
+        # An expensive step (Coq's hammer) runs under the backend's own budget, and is suggested as
+        # the tactic it resolved to (hammer's reconstruction), which is what goes into the proof.
+        timeout = EXPENSIVE_STEP_TIMEOUT if cand.expensive else request.tactic_timeout
+        outcome = session.backend.apply(state, cand.tactic, timeout)
+        tactic = getattr(outcome, "tactic", None) or cand.tactic
         if isinstance(outcome, Finished):
-            kept.append(Suggestion(cand.tactic, cand.score, "", True))
+            kept.append(Suggestion(tactic, cand.score, "", True))
         elif isinstance(outcome, Next) and outcome.state.goals != state.goals:  # not a no-op
-            kept.append(Suggestion(cand.tactic, cand.score, outcome.state.goals, False))
+            kept.append(Suggestion(tactic, cand.score, outcome.state.goals, False))
     # Tactics that close the proof first (what the user most wants), then the generator's order.
     kept.sort(key=lambda s: not s.complete)
     return SuggestionsReply(request.id, state.goals, tuple(kept), True, len(ranked), time.monotonic() - start)

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..backends.coq.hammer import HammerConfig
 from .minif2f import default_data_dir, load
 from .results import ResultsLog
 from .runner import Job, LocalPool, OnlineSteps, RayPool, RunSpec, collect_versions
@@ -58,7 +59,8 @@ def run_config(spec: RunSpec, suite: Suite, workers: int, ray: str | None) -> di
             "model_options": asdict(spec.model),
             "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online, "learn_file": spec.learn_file,
             "trees": spec.trees, "versions": spec.versions, **suite.config,
-            "workers": workers, "ray": ray, "started_at": time.time(), "search": asdict(spec.search)}
+            "workers": workers, "hammer_threads": (spec.backend_options.hammer or HammerConfig()).threads, "ray": ray,
+            "started_at": time.time(), "search": asdict(spec.search)}
 
 
 def run_benchmark(spec: RunSpec, suite: Suite, out: str, workers: int, resume: bool, ray: str | None,

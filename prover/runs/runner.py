@@ -19,6 +19,7 @@ from typing import Callable
 
 from .. import __version__
 from ..backends.base import Theorem
+from ..backends.coq.hammer import HammerConfig
 from ..backends.process import WorkerProcess, stop_workers
 from ..components import (MODEL_GENERATORS, BackendOptions, ModelOptions, make_backend, make_generator,
                           make_scorer_for)
@@ -52,8 +53,14 @@ class RunSpec:
         return self.search.timeout + self.backend_options.check_timeout + self.grace
 
     def budgets(self) -> dict:
-        return {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
-                "memory_mb": self.backend_options.memory_mb}
+        out = {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
+               "memory_mb": self.backend_options.memory_mb}
+        if self.backend == "coq":  # the hammer step's limits; its thread count follows the workers, as
+            # the workers themselves, and is recorded apart (hammer_threads), never compared by --resume
+            hammer = asdict(self.backend_options.hammer or HammerConfig())
+            hammer.pop("threads")
+            out["hammer"] = hammer
+        return out
 
 
 @dataclass(frozen=True)

@@ -130,17 +130,30 @@ class _Search:
         except BackendCrash as e:
             return self.result(False, "crash", str(e))
         self.tree = SearchTree(root)
-        heap: list[tuple[float, int]] = [(0.0, 0)]
+        # Entries: (cost, node id, k, None) expands a node; (cost, node id, k, candidate) is an
+        # expensive candidate deferred from the node's expansion until its cost comes up.
+        heap: list[tuple[float, int, int, Candidate | None]] = [(0.0, 0, 0, None)]
+        out_of_expansions = False
         try:
             while heap:
                 reason = self.stop_reason()
                 if reason:
                     return self.result(False, reason)
+                if heap[0][3] is not None:
+                    _, node_id, _, cand = heapq.heappop(heap)
+                    found = self.deferred(self.tree.nodes[node_id], cand, heap)
+                    if found is not None:
+                        return found
+                    continue
                 if self.expansions >= self.config.max_expansions:
-                    return self.result(False, "budget")
+                    # No more expansions; the deferred tries already queued still run.
+                    out_of_expansions = True
+                    heap = [entry for entry in heap if entry[3] is not None]
+                    heapq.heapify(heap)
+                    continue
                 batch: list[Node] = []
-                while heap and len(batch) < min(self.config.expand_batch,
-                                                self.config.max_expansions - self.expansions):
+                while heap and heap[0][3] is None and len(batch) < min(
+                        self.config.expand_batch, self.config.max_expansions - self.expansions):
                     node = self.tree.nodes[heapq.heappop(heap)[1]]
                     if node.status == Status.OPEN and not node.expanded:
                         batch.append(node)
@@ -153,11 +166,13 @@ class _Search:
             return self.result(False, "crash", str(e))
         if self.stop_reason():
             return self.result(False, self.stop_reason())
+        if out_of_expansions:
+            return self.result(False, "budget")
         if self.rejected:
             return self.result(False, "rejected", self.rejected[-1])
         return self.result(False, "exhausted")
 
-    def expand(self, batch: list[Node], heap: list[tuple[float, int]]) -> SearchResult | None:
+    def expand(self, batch: list[Node], heap: list) -> SearchResult | None:
         t0 = time.monotonic()
         proposals = self.generator.generate_batch([n.goals for n in batch], self.config.candidates)
         self.gen_seconds += time.monotonic() - t0
@@ -167,26 +182,44 @@ class _Search:
             if prefetch is not None and not self.stop_reason():
                 remaining = self.config.timeout - self.elapsed()
                 t1 = time.monotonic()
-                prefetch(node.state, [c.tactic for c in candidates[: self.config.candidates]],
+                prefetch(node.state, [c.tactic for c in candidates[: self.config.candidates] if not c.expensive],
                          max(0.001, min(self.config.tactic_timeout, remaining)))
                 self.backend_seconds += time.monotonic() - t1
-            for cand in candidates[: self.config.candidates]:
+            for k, cand in enumerate(candidates[: self.config.candidates]):
                 if self.stop_reason():
                     return None  # the loop reports it
+                if cand.expensive:
+                    node.pending += 1
+                    cost = self.scorer.cost(node.cost, cand, node.state)
+                    heapq.heappush(heap, (cost, node.id, k + 1, cand))
+                    continue
                 found = self.try_tactic(node, cand, heap)
                 if found is not None:
                     return found
             self.tree.mark_expanded(node)
-            if self.on_progress:
-                self.on_progress(Progress(self.expansions, len(self.tree.nodes), self.tactic_calls,
-                                          self.tree.max_depth, self.elapsed()))
+            self.report_progress()
         return None
 
-    def try_tactic(self, node: Node, cand: Candidate, heap: list[tuple[float, int]]) -> SearchResult | None:
+    def deferred(self, node: Node, cand: Candidate, heap: list) -> SearchResult | None:
+        """An expensive candidate whose turn came: tried unless its state was settled meanwhile."""
+        node.pending -= 1
+        found = None
+        if node.status == Status.OPEN:
+            found = self.try_tactic(node, cand, heap)
+        self.tree.settle(node)
+        self.report_progress()
+        return found
+
+    def report_progress(self) -> None:
+        if self.on_progress:
+            self.on_progress(Progress(self.expansions, len(self.tree.nodes), self.tactic_calls,
+                                      self.tree.max_depth, self.elapsed()))
+
+    def try_tactic(self, node: Node, cand: Candidate, heap: list) -> SearchResult | None:
         remaining = self.config.timeout - self.elapsed()
+        limit = remaining if cand.expensive else min(self.config.tactic_timeout, remaining)
         t0 = time.monotonic()
-        outcome = self.backend.apply(node.state, cand.tactic,
-                                     max(0.001, min(self.config.tactic_timeout, remaining)))
+        outcome = self.backend.apply(node.state, cand.tactic, max(0.001, limit))
         took = time.monotonic() - t0
         self.backend_seconds += took
         self.tactic_calls += 1
@@ -197,9 +230,11 @@ class _Search:
             edge.message = outcome.message
         elif isinstance(outcome, TimedOut):
             edge.kind = EdgeKind.TIMEOUT
-        elif isinstance(outcome, Finished):
+        if isinstance(outcome, (Next, Finished)) and outcome.tactic:
+            edge.tactic = outcome.tactic  # the proof records what the prover ran (hammer's reconstruction)
+        if isinstance(outcome, Finished):
             path = self.tree.path(node)
-            tactics = [e.tactic for e in path] + [cand.tactic]
+            tactics = [e.tactic for e in path] + [edge.tactic]
             goals = [self.tree.nodes[e.src].goals for e in path] + [node.goals]
             t1 = time.monotonic()
             check = self.backend.check(self.theorem, tactics)
@@ -219,7 +254,7 @@ class _Search:
                 edge.kind = EdgeKind.NEXT
                 cost = self.scorer.cost(node.cost, cand, outcome.state, parent=node.state)
                 child = self.tree.add_node(outcome.state, edge, cost)
-                heapq.heappush(heap, (cost, child.id))
+                heapq.heappush(heap, (cost, child.id, 0, None))
         self.tree.add_edge(edge)
         return None
 

@@ -52,6 +52,7 @@ class Node:
     parent: Edge | None = None
     status: Status = Status.OPEN
     expanded: bool = False
+    pending: int = 0  # expensive candidates deferred from its expansion, not tried yet
     edges: list[Edge] = field(default_factory=list)
 
     @property
@@ -110,9 +111,14 @@ class SearchTree:
         node.expanded = True
         self._update_failed(node)
 
+    def settle(self, node: Node) -> None:
+        """After a deferred try: the node fails if nothing is left to try there."""
+        self._update_failed(node)
+
     def _update_failed(self, node: Node) -> None:
         """A fully expanded node whose edges all dead-end fails; the failure climbs the tree."""
-        while node.status == Status.OPEN and node.expanded and all(self._dead(e) for e in node.edges):
+        while (node.status == Status.OPEN and node.expanded and node.pending == 0
+               and all(self._dead(e) for e in node.edges)):
             node.status = Status.FAILED
             if node.parent is None:
                 return

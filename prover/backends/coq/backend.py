@@ -23,6 +23,7 @@ from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Fin
 from .document import CoqFileTheorem, sendable
 from .filecheck import check_in_file
 from .project import logical_path_hint
+from .hammer import HammerConfig, HammerStep, Probe, uses_hammer_plugin
 from .text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
 from ..process import InteractiveProcess, ProcessLimits, WorkDir, exit_description, run_once
 
@@ -54,6 +55,7 @@ class CoqConfig:
     grace: float = 3.0  # beyond a tactic's Timeout before SIGINT, then again before restart
     check_timeout: float = 600.0  # Qed can take far longer than the tactics
     standard_axioms: tuple[str, ...] = STANDARD_AXIOMS
+    hammer: HammerConfig = field(default_factory=HammerConfig)  # the hammer step (hammer.py)
     max_restarts: int = 3  # a dead coqtop is restarted; this many failed restarts in a row end it
 
 
@@ -72,6 +74,7 @@ class _Reply:
     output: str  # with <infomsg>/<warning> blocks removed
     sid: int
     proof: str  # name of the open proof, "Coq" when none
+    raw: str = ""  # everything before the prompt, tags included
 
     @property
     def error(self) -> str | None:
@@ -109,11 +112,18 @@ class CoqBackend(Closing):
         self.restarts = 0  # coqtop processes started again after one died or hung
         self.loaded_sentences = 0  # sentences of headers and files sent to coqtop (reuse sends fewer)
         self.on_load: Callable[[int, int], None] | None = None  # (sentences run, of) while opening
+        self._unanswered = 0  # sentences sent whose prompt was not read yet (a crash can leave some)
+        self.hammer = HammerStep(self.config.hammer)
 
     # -- process ---------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    @property
+    def workdir(self) -> str | None:
+        """coqtop's working directory (and TMPDIR), removed when coqtop stops."""
+        return self._workdir.path if self._workdir else None
 
     def _start(self, extra: tuple[str, ...] = ()) -> None:
         """Start coqtop with the config's flags plus ``extra`` (a file's project flags and -topfile)."""
@@ -121,7 +131,8 @@ class CoqBackend(Closing):
         self._workdir = WorkDir("prover-coq-")
         argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags, *extra]
         try:
-            self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits)
+            self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits,
+                                            env=self.hammer.env(self._workdir.path))
         except (OSError, pexpect.ExceptionPexpect) as e:
             raise InitError(f"cannot start coqtop: {e}") from e
         self._started_with = extra
@@ -136,6 +147,7 @@ class CoqBackend(Closing):
             self._workdir = None
         self._branch = []
         self._line = []
+        self._unanswered = 1  # the banner's prompt
 
     def close(self) -> None:
         self._stop()
@@ -152,8 +164,9 @@ class CoqBackend(Closing):
         except pexpect.TIMEOUT as e:
             raise _NoAnswer(f"coqtop did not answer within {timeout:.0f} s") from e
         m = spawn.match
+        self._unanswered -= 1
         self._tip_sid = int(m.group(2))
-        return _Reply(_TAG.sub("", spawn.before).strip(), self._tip_sid, m.group(1))
+        return _Reply(_TAG.sub("", spawn.before).strip(), self._tip_sid, m.group(1), spawn.before)
 
     def _write(self, sentences: list[str]) -> None:
         """Send sentences, one a line, without waiting: coqtop answers each with one prompt."""
@@ -161,6 +174,7 @@ class CoqBackend(Closing):
         if not self._proc.alive():
             raise _Died(f"coqtop exited ({exit_description(self._proc.returncode())})")
         self.tactic_calls += len(sentences)
+        self._unanswered += len(sentences)
         try:
             self._proc.spawn.send("".join(f"{s}\n" for s in sentences))
         except OSError as e:
@@ -187,7 +201,7 @@ class CoqBackend(Closing):
             if name != theorem.name:
                 raise InitError(f"the statement names {name!r}, expected {theorem.name!r}")
             try:
-                line = [(("text", s.clean), s.clean, None)
+                line = self._hammer_line() + [(("text", s.clean), s.clean, None)
                         for s in split_sentences(self.config.prelude) + split_sentences(theorem.header)]
                 sentences = split_sentences(theorem.statement)
             except CoqSyntaxError as e:
@@ -197,9 +211,10 @@ class CoqBackend(Closing):
             statement, opening, extra = sentences[0].clean, "Proof.", ()
         self._theorem = theorem
         self._root = None
-        # A statement gets a fresh coqtop, as it always has (miniF2F runs); a file theorem goes on from
-        # what the live coqtop ran of its file.
-        reuse = isinstance(theorem, CoqFileTheorem) and self._proc is not None and self._proc.alive() \
+        # A live coqtop started with the same flags goes on from what it ran: theorems of one file or
+        # benchmark share their header, and hammer's premise-selection data, read from the library at
+        # its first call (seconds), stays loaded. One with unanswered sentences is never reused.
+        reuse = self._proc is not None and self._proc.alive() and not self._unanswered \
             and self._started_with == extra
         if not reuse:
             self._start(extra)
@@ -235,10 +250,18 @@ class CoqBackend(Closing):
         if theorem.add_imports:
             at = theorem.import_index
             prelude = [(("prelude", s.clean), s.clean, None) for s in split_sentences(self.config.prelude)]
-            line = line[:at] + prelude + line[at:]
+            line = line[:at] + prelude + self._hammer_line() + line[at:]
         # Silent: no goals printed after each tactic of the earlier proofs (a fifth of coqtop's time).
         return [(("control", "Set Silent."), "Set Silent.", None), *line,
                 (("control", "Unset Silent."), "Unset Silent.", None)]
+
+    def _hammer_line(self) -> list[tuple[object, str, None]]:
+        """What loads the hammer step, in the search's coqtop only (the check never loads it): before a
+        statement's prelude, or with the prelude a file theorem gets from ``add_imports``. Hammer's
+        plugin loads no Coq library beyond the prelude's (measured with Print Libraries), so a file
+        opened with the prelude sees nothing more of itself. Without ``add_imports`` the file's own
+        imports are left alone and the step is not available."""
+        return [(("hammer", s), s, None) for s in self.hammer.load_sentences()]
 
     def _load(self, line: list[tuple[object, str, int | None]], theorem: Theorem) -> None:
         """Make the live coqtop have run exactly ``line``: BackTo the longest prefix it shares with what
@@ -261,6 +284,7 @@ class CoqBackend(Closing):
                 size += len(line[i][1]) + 1
                 i += 1
             try:
+                self._unanswered += len(chunk)
                 self._proc.spawn.send("".join(f"{text}\n" for _, text, _ in chunk))
             except OSError as e:
                 self._stop()
@@ -268,7 +292,10 @@ class CoqBackend(Closing):
             self.loaded_sentences += len(chunk)
             for key, text, index in chunk:
                 reply = self._read(self.config.open_timeout)
-                if reply.error:
+                if reply.error and isinstance(key, tuple) and key[0] == "hammer":
+                    if self.hammer.tools.ok:  # one warning; the search goes on without the step
+                        self.hammer.load_failed(text, reply.error)
+                elif reply.error:
                     self._stop()
                     raise InitError(self._load_error(theorem, text, index, reply.error))
                 self._line.append((key, reply.sid))
@@ -342,6 +369,11 @@ class CoqBackend(Closing):
         from the goals it printed last, and after BackTo a sibling tactic often reuses those ids."""
         if self._theorem is None:
             raise BackendCrash("no theorem is open")
+        if uses_hammer_plugin(tactic):  # the hammer step: it runs as the reconstruction tactic it finds
+            if isinstance(self._theorem, CoqFileTheorem) and not self._theorem.add_imports:
+                return Failed("the hammer step in a file needs the prover's imports (--add-imports): its "
+                              "reconstruction tactics come from Hammer.Tactics", rejected=True)
+            return self.hammer.run(self, state, tactic, timeout, (self.config.prelude, self._theorem.header))
         sentence, why = check_tactic(tactic)
         if sentence is None:
             return Failed(why, rejected=True)
@@ -400,15 +432,53 @@ class CoqBackend(Closing):
             return Failed(f"no goals to work on: {text}")
         return Next(State(new_path, normalize_goals(text)))
 
+    def probe(self, state: State, sentence: str, timeout: float) -> Probe:
+        """Run ``sentence`` on ``state`` for the messages it prints, then undo it; stop whatever it
+        left running (hammer's ATPs). No ``Timeout`` wrapper: hammer forks its ATP runs and fails
+        under Coq's Timeout ("CoqHammer bug: Control.Timeout"), so an overrun is cut by SIGINT."""
+        start = time.monotonic()
+        try:
+            return self._probe(state, sentence, timeout)
+        except _Died as e:  # as for a tactic: a new coqtop, and this probe found nothing
+            self._reopen()
+            return Probe(f"Error: {e}\n\n", False, time.monotonic() - start)
+
+    def _probe(self, state: State, sentence: str, timeout: float) -> Probe:
+        if self._proc is None:
+            self._reopen()
+        path = tuple(state.key)
+        k, route = self._route(path)
+        self._write(route + [sentence if sentence.endswith(".") else sentence + "."])
+        self._arrive(k, path)
+        start = time.monotonic()
+        sid_before = self._tip_sid
+        try:
+            reply = self._read(max(0.001, timeout))
+            cut = False
+        except _NoAnswer:
+            reply, cut = self._interrupt(group=False), True
+        elapsed = time.monotonic() - start
+        if self._proc is not None:
+            self._proc.stop_strays()
+        if reply is None:  # coqtop was restarted
+            return Probe("", True, elapsed)
+        if reply.sid != sid_before:
+            back = self._send(f"BackTo {sid_before}.", self.config.open_timeout)
+            if back.error:
+                raise BackendCrash(f"BackTo failed: {back.error}")
+        return Probe(reply.raw, cut, elapsed)
+
     def _show(self) -> str:
         """Fetch the goals of the tip again (the pipelined Show was interrupted). Show does not
         change the proof, so its state is left on top of the tactic's."""
         return self._send("Show.", self.config.open_timeout).output
 
-    def _interrupt(self) -> _Reply | None:
-        """A tactic overran its Timeout: SIGINT, then restart coqtop if it still does not answer."""
+    def _interrupt(self, group: bool = True) -> _Reply | None:
+        """A tactic overran its Timeout: SIGINT, then restart coqtop if it still does not answer.
+        ``group=False`` spares the processes coqtop forked (hammer's: copies of coqtop that would
+        answer the interrupt on coqtop's own output)."""
         assert self._proc is not None
-        self._proc.interrupt()
+        self._proc.interrupt(group)
         try:
             return self._read(self.config.grace)
         except _NoAnswer:
@@ -429,6 +499,9 @@ class CoqBackend(Closing):
             sentence, why = check_tactic(t)
             if sentence is None:
                 raise ValueError(f"tactic {t!r} refused: {why}")
+            if uses_hammer_plugin(t):  # the proof must replay without the ATPs
+                raise ValueError(f"tactic {t!r} refused: it calls CoqHammer's ATPs; use the "
+                                 "reconstruction tactic hammer prints")
         return (f"{self.config.prelude}\n{theorem.header}\n{theorem.statement}\n"
                 f"{self.proof_text(tactics)}\n"
                 f"Redirect \"assumptions\" Print Assumptions {theorem.name}.\n")
@@ -436,6 +509,9 @@ class CoqBackend(Closing):
     def check(self, theorem: Theorem, tactics: list[str]) -> CheckResult:
         """Compile the whole file from scratch with coqc, then audit Print Assumptions."""
         if isinstance(theorem, CoqFileTheorem):
+            plugin = next((t for t in tactics if uses_hammer_plugin(t)), None)
+            if plugin is not None:  # the proof must replay without the ATPs
+                return CheckResult(False, f"tactic {plugin!r} refused: it calls CoqHammer's ATPs")
             c = self.config
             return check_in_file(theorem, tactics, c.coqc, c.flags, c.limits, c.check_timeout,
                                  c.standard_axioms, c.prelude)
