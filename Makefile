@@ -6,7 +6,7 @@ APT_PACKAGES = coq libcoq-coquelicot libcoq-mathcomp-ssreflect libcoq-flocq libc
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-apt install-python test demo bench isabelle isabelle-statements lean
+.PHONY: install install-apt install-python models test demo bench isabelle isabelle-statements lean
 
 install: install-apt install-python
 
@@ -16,6 +16,12 @@ install-apt:
 
 install-python:
 	$(PYTHON) -m pip install -q -e '.[dev,cluster]'
+
+# The learned models of --generator knn/combined and --priority value (not needed by the default):
+# traces the installed Coq libraries' training split into ~/.cache/prover (about 25 minutes on
+# 2 cores, resumable) and builds the k-NN model and the node scorer. A first use does the same.
+models:
+	$(PYTHON) -m prover models build
 
 test:
 	$(PYTHON) -m pytest -q

@@ -21,8 +21,9 @@ from .backends.process import TempRoot
 from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .backends.coq.hammer import HammerConfig
-from .components import (BACKENDS, GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError, ModelOptions,
-                         check_generator, cores_per_worker, hammer_warning, make_backend, make_generator)
+from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError,
+                         ModelOptions, check_generator, cores_per_worker, hammer_warning, make_backend,
+                         make_generator, make_scorer_for)
 from .search.best_first import PRIORITIES, SearchConfig, SearchResult, search
 
 EXIT_PROVED, EXIT_NOT_PROVED, EXIT_BAD_INPUT = 0, 1, 2
@@ -90,7 +91,10 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                         "Isabelle 32768 at least: the JVM and Poly/ML reserve that much)")
     g.add_argument("--priority", choices=PRIORITIES, default=d.priority,
                    help="node priority: llemma = sum of -mean token log-probs on the path; "
-                        "reprover = -cumulative log-prob (default %(default)s)")
+                        "reprover = -cumulative log-prob; value = llemma plus -log of a learned scorer's "
+                        "probability that the state is proved within the budget (default %(default)s)")
+    g.add_argument("--value-model", metavar="FILE",
+                   help="the learned scorer for --priority value (from `prover train scorer`)")
     g.add_argument("--expand-batch", type=_positive(int), default=d.expand_batch,
                    help="open states sent to the generator at once (default %(default)s)")
     h = p.add_argument_group("hammer step (Coq: CoqHammer's premise selection + ATPs, then a reconstruction "
@@ -108,8 +112,13 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("generator")
     m.add_argument("--generator", choices=GENERATORS, default="portfolio",
                    help="tactic generator (default %(default)s: model-free ranked tactics, with Coq's hammer "
-                        "step on the states where it pays; hf: a causal LM; mix: the LM's candidates "
-                        "interleaved with the portfolio's; hammer: CoqHammer alone)")
+                        "step on the states where it pays; hammer: CoqHammer alone; knn: tactics of the most "
+                        "similar states of real proofs (Coq); combined: knn mixed with the portfolio (its "
+                        "models are built once by `prover models build`, or on first use); hf: a causal LM; "
+                        "mix: the LM's candidates interleaved with the portfolio's)")
+    m.add_argument("--knn-model", metavar="FILE",
+                   help="k-NN model for --generator knn/combined (from `prover train knn`; default: the built-in "
+                        "one, see `prover models info`)")
     m.add_argument("--tactics", metavar="FILE",
                    help="your own ranked tactic list, one per line (replaces the portfolio)")
     m.add_argument("--model", metavar="PATH_OR_ID",
@@ -156,6 +165,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="seconds beyond --timeout + --check-timeout after which the runner stops a worker "
                         "and marks its theorem timeout (default %(default)g)")
     p.add_argument("--quiet", action="store_true", help="a log line per theorem instead of the progress bar")
+    p.add_argument("--online", action="store_true",
+                   help="online learning: each verified proof's steps join the generator (knn, combined) before "
+                        "the next theorems, as in Tactician; recorded in the run's configuration")
+    p.add_argument("--trees", metavar="DIR",
+                   help="keep each theorem's search tree in DIR (training data for `prover train scorer`)")
+    p.add_argument("--learn-file", action="store_true",
+                   help="before each theorem of a file (coqlib), trace the proofs written before it in its file "
+                        "and let the generator (knn, combined) learn them for that theorem, as Tactician does")
 
 
 def _temperatures(text: str) -> tuple[float, ...]:
@@ -170,7 +187,7 @@ def _temperatures(text: str) -> tuple[float, ...]:
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(args.model, args.device, args.decoding, args.temperatures, args.max_new_tokens,
-                        args.batch_states, args.gather_ms / 1000)
+                        args.batch_states, args.gather_ms / 1000, args.knn_model)
 
 
 def backend_options(args: argparse.Namespace, workers: int = 1, flags: tuple[str, ...] = ()) -> BackendOptions:
@@ -189,9 +206,13 @@ def warn_about_hammer(args: argparse.Namespace, options: BackendOptions, console
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
-    return SearchConfig(max_expansions=args.max_expansions, candidates=args.candidates,
-                        timeout=args.timeout, tactic_timeout=args.tactic_timeout,
-                        priority=args.priority, expand_batch=args.expand_batch)
+    try:
+        return SearchConfig(max_expansions=args.max_expansions, candidates=args.candidates,
+                            timeout=args.timeout, tactic_timeout=args.tactic_timeout,
+                            priority=args.priority, expand_batch=args.expand_batch,
+                            value_model=args.value_model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an axiom the statement itself relies on, accepted by the full check (repeatable)")
     add_coq_project_options(p)
     add_search_options(p)
+    p.add_argument("--learn-file", action="store_true",
+                   help="FILE mode: trace the proofs written before the theorem in FILE and let the generator "
+                        "(knn, combined) learn them first, as Tactician does")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object with the result")
     out.add_argument("--write", action="store_true",
@@ -244,9 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "trains LoRA adapters, merged into the saved weights). From a corpus directory (`prover "
                        "corpus build`), one training theorem in 20 is kept for validation and the held-out "
                        "files are never trained on; next-tactic accuracy on both is reported.")
-    r.add_argument("--data", required=True, metavar="CORPUS_DIR|TRACES.jsonl",
+    r.add_argument("--data", metavar="CORPUS_DIR|TRACES.jsonl",
                    help="a corpus directory (from `prover corpus build`) or a trace file (from `prover traces`)")
-    r.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    r.add_argument("--out", metavar="DIR", help="output directory")
     r.add_argument("--backend", choices=("coq", "lean4", "isabelle"), default="coq",
                    help="prompt format of the traces (default %(default)s; a corpus is Coq)")
     dt = _train_defaults()
@@ -269,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=dt.seed, help="default %(default)s")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.set_defaults(run=cmd_train)
+    from .learning.cli import add_train_commands
+    add_train_commands(r.add_subparsers(dest="train_kind", parser_class=_Parser, metavar="{knn,scorer}",
+                                        help="other models: knn (k-NN tactic model from a proof corpus), scorer "
+                                             "(the learned node scorer for --priority value)"), _Parser)
 
     m = sub.add_parser("minif2f", help="run the miniF2F benchmark, one JSON line per theorem",
                        description="Run miniF2F: every found proof is re-checked from scratch before it is "
@@ -338,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-sessions", type=int, default=2, metavar="N",
                    help="idle suggest sessions kept open for the next request on the same theorem "
                         "(default %(default)s; 0: none)")
+    r.add_argument("--online", action="store_true",
+                   help="online learning: proofs found by prove requests join the generator (knn) for later "
+                        "requests")
     add_search_options(r)
     r.set_defaults(run=cmd_repl)
 
@@ -353,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .corpus.command import add_corpus_parser
     add_corpus_parser(sub, _Parser, _positive)
+    from .learning.cli import add_models_parser
+    add_models_parser(sub, _Parser, _positive)
 
     lean = sub.add_parser("lean", help="set up and trace lean_project/ (the Lean 4 backends' project)",
                           description="Lean 4 project commands. `make lean` runs setup, then builds the project.")
@@ -565,6 +598,9 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     theorem, span = _load_theorem(args)
     config = search_config(args)
     generator = _make_generator(args, console)
+    context = None
+    if args.learn_file:
+        context = _learn_file(args, theorem, generator, console)
     flags = _statement_flags(args) if span is None and args.backend == "coq" else ()
     options = backend_options(args, flags=flags)
     warn_about_hammer(args, options, console)
@@ -586,7 +622,8 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     file_info = _file_info(result) if hasattr(span, "document") else {}  # a Coq file theorem
     if args.json:
         out = {"theorem": theorem.name, "backend": args.backend, "generator": generator.name,
-               "model": generator.model_id, "verified": result.proved, **result.to_dict(), **file_info}
+               "model": generator.model_id, "verified": result.proved, **result.to_dict(), **file_info,
+               **(context or {})}
         if args.write:
             out["written"] = backup is not None
             out["backup"] = backup
@@ -621,16 +658,37 @@ def _file_info(result: SearchResult) -> dict:
             "file_axioms": list(getattr(check, "file_axioms", ()))} if result.proved else {}
 
 
+def _learn_file(args: argparse.Namespace, theorem, generator, console: Console) -> dict:
+    """Let the generator learn the proofs written before the theorem in its file (--learn-file)."""
+    from .learning.context import earlier_proof_steps
+
+    if getattr(theorem, "document", None) is None:
+        raise ConfigError("--learn-file needs FILE --theorem NAME (a Coq file)")
+    quiet = args.quiet or args.json
+    if quiet:
+        context = earlier_proof_steps(theorem)
+    else:
+        with console.status("learning the proofs before the theorem in its file"):
+            context = earlier_proof_steps(theorem)
+    learned = generator.learn(context.steps)
+    if not quiet:
+        console.print(f"learned {learned} proof steps written before {theorem.name} ({context.seconds:.1f} s)"
+                      + (f"; tracing stopped early: {context.error}" if context.error else ""), highlight=False,
+                      soft_wrap=True)
+    return {"context_steps": learned, "context_seconds": round(context.seconds, 2), "context_error": context.error}
+
+
 def _make_generator(args: argparse.Namespace, console: Console):
-    if args.generator == "portfolio" or args.quiet or getattr(args, "json", False):
+    if args.generator in ("portfolio", "knn", "combined") or args.quiet or getattr(args, "json", False):
         return make_generator(args.generator, args.backend, args.tactics, model_options(args))
     with console.status(f"loading model {args.model}"):
         return make_generator(args.generator, args.backend, args.tactics, model_options(args))
 
 
 def _run_search(theorem, backend, generator, config, console: Console, quiet: bool) -> SearchResult:
+    scorer = make_scorer_for(config)
     if quiet:
-        return search(theorem, backend, generator, config)
+        return search(theorem, backend, generator, config, scorer=scorer)
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -640,7 +698,7 @@ def _run_search(theorem, backend, generator, config, console: Console, quiet: bo
         def on_progress(p):
             bar.update(task, completed=p.expansions,
                        info=f"nodes {p.nodes} · tactics {p.tactic_calls} · depth {p.best_depth}")
-        return search(theorem, backend, generator, config, on_progress=on_progress)
+        return search(theorem, backend, generator, config, on_progress=on_progress, scorer=scorer)
 
 
 def _print_result(console: Console, r: SearchResult, backup: str | None, file_info: dict | None = None) -> None:
@@ -736,6 +794,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from .models.prompts import format_for
     from .models.train import TrainConfig, train
 
+    if not args.data or not args.out:
+        raise ConfigError("prover train needs --data and --out (or: prover train knn|scorer ...)")
     if args.lora and not args.base:
         raise ConfigError("--lora adapts a pretrained model: give --base DIR")
     if args.base and not Path(args.base).is_dir():
@@ -797,11 +857,18 @@ def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
     options = backend_options(args, args.workers)
     warn_about_hammer(args, options, console)
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args), options, args.seed,
-                   grace=args.grace, model=model_options(args))
+                   grace=args.grace, model=model_options(args), online=args.online, trees=args.trees,
+                   learn_file=args.learn_file)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     ray = args.ray_address or args.ray
     try:
         suite = make_suite(names)
+        if suite.name == "coqlib" and suite.split == "test" and args.generator in LEARNED_GENERATORS:
+            from .learning.knn import held_out_files
+            leaked = held_out_files(args.knn_model)
+            if leaked:
+                raise ConfigError(f"{args.knn_model} was built from held-out files ({', '.join(leaked[:3])}"
+                                  f"{', ...' if len(leaked) > 3 else ''}): it cannot be evaluated on them")
         with _served(spec, ray, args, console) as spec:  # a model: one service process for every worker
             summary = run_benchmark(spec, suite, args.out, args.workers, args.resume, ray, console, args.quiet)
     except RunStopped as e:
@@ -888,7 +955,8 @@ def cmd_repl(args: argparse.Namespace, console: Console) -> int:
     options = backend_options(args, args.workers)
     warn_about_hammer(args, options, console)
     defaults = Defaults(search_config(args), options, args.backend, args.generator, args.tactics)
-    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions), _repl_generators(args))
+    server = Server(ServerConfig(defaults, args.workers, args.keep_sessions, online=args.online),
+                    _repl_generators(args))
     try:
         if args.generator in MODEL_GENERATORS:
             with console.status(f"loading model {args.model} into the generator service"):
@@ -962,7 +1030,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so prover processes stop
     try:
         args = build_parser().parse_args(argv)
+        from .learning.cli import resolve_learned
         with TempRoot():  # whatever this command and its provers write to TMPDIR goes with it
+            resolve_learned(args, console)
             return args.run(args, console)
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)

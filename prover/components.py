@@ -10,8 +10,17 @@ from .backends.coq.hammer import HammerConfig, hammer_status
 from .models.base import Generator
 
 BACKENDS = ("coq", "lean-repl", "leandojo", "isabelle")
-GENERATORS = ("portfolio", "hf", "mix", "hammer")
+GENERATORS = ("portfolio", "hf", "mix", "hammer", "knn", "combined")
 MODEL_GENERATORS = ("hf", "mix")  # the ones with a language model behind them (served to runs and the REPL)
+LEARNED_GENERATORS = ("knn", "combined")  # need a k-NN model (--knn-model, or the default models)
+COMBINED_WEIGHTS = (("knn", 0.5), ("portfolio", 0.5))
+
+
+def default_generator(backend: str) -> str:
+    """The CPU default: the model-free portfolio (for Coq with its hammer step). The learned `combined`
+    stays a choice until it measures better in one harness (benchmarks/RESULTS.md), and it needs the
+    default models built first."""
+    return "portfolio"
 
 
 class ConfigError(ValueError):
@@ -35,7 +44,7 @@ def hammer_warning(backend: str, generator: str, options: BackendOptions) -> str
     """One line to print before a run whose generator proposes hammer where it cannot run.
 
     Raises ConfigError when the generator is hammer alone: without hammer it can do nothing."""
-    if backend != "coq" or generator not in ("portfolio", "mix", "hammer"):
+    if backend != "coq" or generator not in ("portfolio", "mix", "hammer", "combined"):
         return None
     config = options.hammer or HammerConfig()
     status = hammer_status(config)
@@ -57,6 +66,7 @@ class ModelOptions:
     max_new_tokens: int = 256
     batch_states: int = 4  # states per model call (rows = states x candidates): the memory-safe batch
     gather_seconds: float = 0.02  # a served model: how long a request waits for others to join its batch
+    knn_model: str | None = None  # a k-NN model file for --generator knn or combined
 
 
 def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
@@ -102,6 +112,19 @@ def make_generator(name: str, backend: str, tactics_file: str | None = None,
     model = model or ModelOptions()
     if name in MODEL_GENERATORS:
         return _model_generator(name, backend, tactics_file, model, served)
+    if model.knn_model is not None and name not in LEARNED_GENERATORS:
+        raise ConfigError(f"--knn-model needs --generator {' or '.join(LEARNED_GENERATORS)} (not {name})")
+    if name == "knn":
+        if tactics_file is not None:
+            raise ConfigError("--tactics goes with --generator portfolio, mix or combined")
+        return _knn_generator(backend, model)
+    if name == "combined":
+        from .models.combined import CombinedGenerator
+
+        knn = _knn_generator(backend, model)
+        portfolio = make_generator("portfolio", backend, tactics_file)
+        parts = {"knn": knn, "portfolio": portfolio}
+        return CombinedGenerator([(parts[n], w) for n, w in COMBINED_WEIGHTS], name="combined")
     if model.model is not None:
         raise ConfigError(f"--model needs --generator hf or mix (not {name})")
     if name == "hammer":
@@ -175,6 +198,42 @@ def _model_generator(name: str, backend: str, tactics_file: str | None, options:
         except ModelLoadError as e:
             raise ConfigError(str(e)) from e
     return MixGenerator(model, portfolio) if portfolio is not None else model
+
+
+def _knn_generator(backend: str, options: ModelOptions) -> Generator:
+    from .learning.default import default_models
+    from .learning.modelfile import ModelFileError
+    from .models.knn import KnnGenerator
+
+    if backend != "coq":
+        raise ConfigError("the k-NN model is trained on Coq proofs: it needs --backend coq")
+    if options.model is not None:
+        raise ConfigError("--model does not go with --generator knn or combined")
+    path = options.knn_model
+    if path is None:
+        path = default_models().knn
+        if not path.is_file():
+            raise ConfigError("the default k-NN model is not built: run `prover models build` (or give "
+                              "--knn-model FILE from `prover train knn`)")
+    try:
+        return KnnGenerator.load(path)
+    except ModelFileError as e:
+        raise ConfigError(str(e)) from None
+
+
+def make_scorer_for(config) -> "Scorer | None":
+    """The node scorer a search config names when it needs a model (priority value), else None (the
+    search applies its path rule itself). A fresh scorer per search: it keeps per-search state."""
+    if config.priority != "value":
+        return None
+    from .learning.modelfile import ModelFileError
+    from .learning.value import ValueModel
+    from .search.scoring import ValueScorer
+
+    try:
+        return ValueScorer(ValueModel.load(config.value_model))
+    except ModelFileError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _make_isabelle(options: BackendOptions) -> Backend:

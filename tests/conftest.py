@@ -64,6 +64,36 @@ def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProce
                           timeout=timeout, **kw)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory):
+    """No test builds the default learned models (an hour of tracing) or reads the machine's: every test
+    sees a private, empty model cache, so the default generator falls back to the portfolio unless a
+    test builds models into a cache of its own."""
+    saved = {k: os.environ.get(k) for k in ("PROVER_CACHE_DIR", "PROVER_NO_MODEL_BUILD")}
+    os.environ["PROVER_CACHE_DIR"] = str(tmp_path_factory.mktemp("model-cache"))
+    os.environ["PROVER_NO_MODEL_BUILD"] = "1"
+    yield os.environ["PROVER_CACHE_DIR"]
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def coq_slice(tmp_path_factory):
+    """A small real corpus, traced once per session: Coq.Lists.List and Coq.Bool.Bool (training split)
+    and Coq.ZArith.Zbool (held out)."""
+    from prover.corpus.build import build
+    from prover.corpus.sources import coq_root, file_source
+
+    root = coq_root()
+    out = tmp_path_factory.mktemp("corpus")
+    files = ("theories/Lists/List.v", "theories/Bool/Bool.v", "theories/ZArith/Zbool.v")
+    build([file_source(root / f) for f in files], out, 2)
+    return out
+
+
 # A tiny tactic model trained here in seconds (no downloads): the served-model and training tests share it.
 TINY_STATES = [
     "1 goal\n============================\nforall a b : nat, a + b = b + a",

@@ -15,7 +15,7 @@ def test_llemma_and_reprover_rules():
     assert LlemmaScorer().cost(1.0, c, None) == pytest.approx(1.75)  # adds -mean token log-prob
     assert ReProverScorer().cost(1.0, c, None) == pytest.approx(4.0)  # adds -sum of log-probs
     assert step_cost(c, "llemma") == pytest.approx(0.75) and step_cost(c, "reprover") == pytest.approx(3.0)
-    assert set(PRIORITIES) == {"llemma", "reprover"}
+    assert set(PRIORITIES) == {"llemma", "reprover", "value"}
     with pytest.raises(ValueError):
         make_scorer("value")
 
@@ -35,7 +35,7 @@ class _Recording:
     def __init__(self, prefer: str):
         self.prefer, self.seen = prefer, []
 
-    def cost(self, parent_cost, candidate, child):
+    def cost(self, parent_cost, candidate, child, parent=None):
         self.seen.append((candidate.tactic, child.goals))
         return parent_cost + (0.0 if candidate.tactic == self.prefer else 10.0)
 

@@ -47,6 +47,19 @@ class Generator(ABC):
         """Candidates for several open states at once; models override this to batch on the GPU."""
         return [self.generate(g, n) for g in goals]
 
+    def learn(self, steps: list[tuple[str, str]]) -> int:
+        """Online learning: the (goals, tactic) steps of a proof found during the run. Generators that
+        cannot learn ignore them; returns how many steps were taken in."""
+        return 0
+
+    def checkpoint(self) -> object:
+        """A mark of what the generator has learned so far (see ``rollback``)."""
+        return None
+
+    def rollback(self, mark: object) -> None:
+        """Forget what was learned since ``mark``: steps learned for one theorem only (its file's
+        earlier proofs) must not stay for the next."""
+
     def close(self) -> None:
         """Release what the generator holds (a served model: its service process)."""
 

@@ -420,6 +420,16 @@ class MixGenerator(Generator):
     def generate(self, goals: str, n: int) -> list[Candidate]:
         return self.generate_batch([goals], n)[0]
 
+    def learn(self, steps: list[tuple[str, str]]) -> int:
+        return max(self.model.learn(steps), self.portfolio.learn(steps))
+
+    def checkpoint(self) -> object:
+        return (self.model.checkpoint(), self.portfolio.checkpoint())
+
+    def rollback(self, mark: object) -> None:
+        self.model.rollback(mark[0])
+        self.portfolio.rollback(mark[1])
+
     def generate_batch(self, goals: list[str], n: int) -> list[list[Candidate]]:
         out = []
         for ms, ps in zip(self.model.generate_batch(goals, n), self.portfolio.generate_batch(goals, n)):

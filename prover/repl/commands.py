@@ -15,6 +15,7 @@ from ..backends.coq.document import CoqDocument, CoqFileTheorem, FileContextErro
 from ..backends.coq.project import CoqProject, ProjectError, check_flags
 from ..backends.coq.text import CoqSyntaxError, split_sentences, theorem_name
 from ..components import BackendOptions
+from ..components import make_scorer_for
 from ..models.base import Generator
 from ..search.best_first import Progress, search
 from .protocol import (CheckReply, CheckRequest, ProveRequest, RequestError, ResultReply, SuggestRequest,
@@ -99,10 +100,15 @@ def theorem_from_source(source: str, allow_axioms: tuple[str, ...], id) -> tuple
 
 
 def prove(request: ProveRequest, theorem: Theorem, backend: Backend, generator: Generator,
-          cancel: threading.Event, on_progress: Callable[[Progress], None] | None) -> ResultReply:
-    result = search(theorem, backend, generator, request.search, on_progress=on_progress, cancel=cancel)
+          cancel: threading.Event, on_progress: Callable[[Progress], None] | None,
+          online: bool = False) -> ResultReply:
+    """Search; with ``online``, a verified proof's steps join the generator (later requests use them)."""
+    result = search(theorem, backend, generator, request.search, on_progress=on_progress, cancel=cancel,
+                    scorer=make_scorer_for(request.search))
     if cancel.is_set():
         raise Cancelled()
+    if online and result.proved:
+        generator.learn(list(zip(result.proof_goals, result.tactics)))
     if result.failure_reason == "init_error":
         raise RequestError(result.failure_message, request.id, "init_error")
     return ResultReply.of_search(request.id, request.backend, generator.name, result,

@@ -223,7 +223,8 @@ def _prove(f: _Fields, d: Defaults) -> ProveRequest:
         search = SearchConfig(
             max_expansions=f.int("max_expansions", s.max_expansions), candidates=f.int("candidates", s.candidates),
             timeout=f.number("timeout", s.timeout), tactic_timeout=f.number("tactic_timeout", s.tactic_timeout),
-            priority=f.str("priority", s.priority), expand_batch=f.int("expand_batch", s.expand_batch))
+            priority=f.str("priority", s.priority), expand_batch=f.int("expand_batch", s.expand_batch),
+            value_model=f.str("value_model", s.value_model))
     except ValueError as e:
         raise RequestError(str(e), f.id) from None
     return ProveRequest(f.id, backend, theorem, search, _options(f, d, True), f.str("generator", d.generator),

@@ -39,6 +39,7 @@ class ServerConfig:
     workers: int = 4  # requests running at once; more wait in line
     keep_sessions: int = 2  # idle suggest sessions kept open (each holds a prover process)
     progress_interval: float = 0.25  # seconds between progress events of one request
+    online: bool = False  # proofs found by prove requests join the generator (online learning)
 
 
 class SharedGenerator(Generator):
@@ -57,6 +58,18 @@ class SharedGenerator(Generator):
     def generate_batch(self, goals: list[str], n: int) -> list[list[Candidate]]:
         with self._lock:
             return self.inner.generate_batch(goals, n)
+
+    def learn(self, steps: list[tuple[str, str]]) -> int:
+        with self._lock:
+            return self.inner.learn(steps)
+
+    def checkpoint(self) -> object:
+        with self._lock:
+            return self.inner.checkpoint()
+
+    def rollback(self, mark: object) -> None:
+        with self._lock:
+            self.inner.rollback(mark)
 
     def close(self) -> None:
         self.inner.close()
@@ -311,7 +324,8 @@ class Server:
         backend = make_backend(request.backend, options)
         try:
             job.attach(backend)
-            return commands.prove(request, theorem, backend, generator, job.cancel, on_progress)
+            return commands.prove(request, theorem, backend, generator, job.cancel, on_progress,
+                                  self.config.online)
         finally:
             backend.close()
 

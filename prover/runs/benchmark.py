@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..backends.coq.hammer import HammerConfig
 from .minif2f import default_data_dir, load
 from .results import ResultsLog
-from .runner import Job, LocalPool, RayPool, RunSpec, collect_versions
+from .runner import Job, LocalPool, OnlineSteps, RayPool, RunSpec, collect_versions
 
 SYSTEM_OF_BACKEND = {"coq": "coq", "lean-repl": "lean4", "leandojo": "lean4", "isabelle": "isabelle"}
 
@@ -57,8 +57,10 @@ def run_config(spec: RunSpec, suite: Suite, workers: int, ray: str | None) -> di
     return {"benchmark": suite.name, "backend": spec.backend, "split": suite.split, "generator": spec.generator,
             "tactics_file": spec.tactics_file, "tactics_sha256": tactics_sha256, "model": spec.model.model,
             "model_options": asdict(spec.model),
-            "budgets": spec.budgets(), "seed": spec.seed, "versions": spec.versions, **suite.config,
-            "workers": workers, "hammer_threads": (spec.backend_options.hammer or HammerConfig()).threads, "ray": ray, "started_at": time.time(), "search": asdict(spec.search)}
+            "budgets": spec.budgets(), "seed": spec.seed, "online": spec.online, "learn_file": spec.learn_file,
+            "trees": spec.trees, "versions": spec.versions, **suite.config,
+            "workers": workers, "hammer_threads": (spec.backend_options.hammer or HammerConfig()).threads, "ray": ray,
+            "started_at": time.time(), "search": asdict(spec.search)}
 
 
 def run_benchmark(spec: RunSpec, suite: Suite, out: str, workers: int, resume: bool, ray: str | None,
@@ -89,5 +91,5 @@ def run_benchmark(spec: RunSpec, suite: Suite, out: str, workers: int, resume: b
                     console.print(f"{record['name']}: {status} ({record['elapsed']:.1f} s)", highlight=False)
 
             pool = RayPool(spec, workers, None if ray == "local" else ray) if ray else LocalPool(spec, workers)
-            pool.run(todo, on_result)
+            pool.run(todo, on_result, OnlineSteps(spec.online, log.existing.results))
     return {"total": len(jobs), "ran": len(todo), **counts}

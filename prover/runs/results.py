@@ -17,8 +17,8 @@ from pathlib import Path
 # packaged sample (sample_sha1); miniF2F's are in data_dir.
 RESUME_KEYS = ("benchmark", "backend", "split", "generator", "tactics_sha256", "model",
                "model_options.decoding", "model_options.temperatures", "model_options.max_new_tokens",
-               "budgets", "seed", "data_dir", "sample_sha1")
-RESUME_DEFAULTS = {"benchmark": "minif2f"}  # files written before the key existed
+               "budgets", "seed", "data_dir", "sample_sha1", "online", "learn_file")
+RESUME_DEFAULTS = {"benchmark": "minif2f", "online": False, "learn_file": False}  # files written before the key existed
 # Lines that are no verdict on their theorem (the model's service died during it): --resume runs the
 # theorem again, and its new line replaces the old one for every reader.
 RERUN_REASONS = ("generator_unavailable",)

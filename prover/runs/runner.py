@@ -21,7 +21,8 @@ from .. import __version__
 from ..backends.base import Theorem
 from ..backends.coq.hammer import HammerConfig
 from ..backends.process import WorkerProcess, stop_workers
-from ..components import MODEL_GENERATORS, BackendOptions, ModelOptions, make_backend, make_generator
+from ..components import (MODEL_GENERATORS, BackendOptions, ModelOptions, make_backend, make_generator,
+                          make_scorer_for)
 from ..models.base import GeneratorUnavailable
 from ..search.best_first import SearchConfig, search
 from .minif2f import Problem
@@ -41,6 +42,9 @@ class RunSpec:
     versions: dict = field(default_factory=dict)
     grace: float = 30.0  # beyond search timeout + check timeout before the driver stops a worker
     model: ModelOptions = field(default_factory=ModelOptions)  # for --generator hf|mix
+    online: bool = False  # proofs found earlier in the run join the generator before later theorems
+    trees: str | None = None  # directory for each theorem's search tree (node scorer training data)
+    learn_file: bool = False  # the proofs before a file theorem join the generator for that theorem
     # Where the served model is (a SocketAddress or a RayModelAddress); None: each worker loads its own.
     service: object | None = None
 
@@ -66,6 +70,7 @@ class Job:
     category: str
     theorem: Theorem
     source: dict
+    learn: tuple[tuple[str, str], ...] = ()  # online learning: proof steps found since this worker's last job
 
     @classmethod
     def of(cls, problem: Problem) -> "Job":
@@ -101,8 +106,22 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
     """Search one theorem; the record carries everything needed to reproduce and re-verify it."""
     record = base_record(job, spec, generator.name, getattr(generator, "model_id", None))
     start = time.monotonic()
+    if job.learn:
+        generator.learn(list(job.learn))
+    mark = None
+    if spec.learn_file:
+        from ..learning.context import earlier_proof_steps
+
+        context = earlier_proof_steps(job.theorem)
+        if context is not None:
+            mark = generator.checkpoint()
+            record.update(context_steps=generator.learn(context.steps), context_seconds=round(context.seconds, 2),
+                          context_error=context.error)
     try:
-        result = search(job.theorem, backend, generator, spec.search)
+        result = search(job.theorem, backend, generator, spec.search, scorer=make_scorer_for(spec.search))
+        if spec.trees and result.tree is not None:
+            from ..learning.trees import save_tree
+            save_tree(spec.trees, job.name, job.split, result.proved, result.tree)
         out = result.to_dict()
         out.pop("theorem")
         record.update(out)
@@ -115,6 +134,9 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
         record.update(proved=False, verified=False, proof="", tactics=[], expansions=0, tactic_calls=0,
                       elapsed=time.monotonic() - start, failure_reason="crash",
                       failure_message=f"{type(e).__name__}: {e}")
+    finally:
+        if mark is not None:
+            generator.rollback(mark)
     record["worker_pid"] = os.getpid()
     record["finished_at"] = time.time()
     return record
@@ -146,6 +168,32 @@ def overrun_record(job: Job, spec: RunSpec, elapsed: float, reason: str, message
     return record
 
 
+class OnlineSteps:
+    """Online learning across workers: the driver keeps every verified proof's steps in finding order
+    and hands each worker, with its next job, the steps it has not seen yet (its own proofs included)."""
+
+    def __init__(self, enabled: bool, known: list[dict] = ()) -> None:
+        self.enabled = enabled
+        self.steps: list[tuple[str, str]] = []
+        self._seen: dict[object, int] = {}
+        for record in known:  # a resumed run starts from what the earlier part found
+            self.add(record)
+
+    def add(self, record: dict) -> None:
+        if not self.enabled or not record.get("proved"):
+            return
+        goals, tactics = record.get("proof_goals") or [], record.get("tactics") or []
+        if len(goals) == len(tactics):
+            self.steps.extend(zip(goals, tactics))
+
+    def for_worker(self, worker: object, job: Job) -> Job:
+        if not self.enabled:
+            return job
+        start = self._seen.get(worker, 0)
+        self._seen[worker] = len(self.steps)
+        return replace(job, learn=tuple(self.steps[start:]))
+
+
 def _worker_loop(conn, spec: RunSpec) -> None:
     random.seed(spec.seed)
     generator = worker_generator(spec)
@@ -173,7 +221,8 @@ class LocalPool:
     def __init__(self, spec: RunSpec, workers: int) -> None:
         self.spec, self.size = spec, max(1, workers)
 
-    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> None:
+    def run(self, jobs: list[Job], on_result: Callable[[dict], None], online: OnlineSteps | None = None) -> None:
+        online = online or OnlineSteps(False)
         pending = collections.deque(jobs)
         idle: list[WorkerProcess] = []
         busy: dict[WorkerProcess, tuple[Job, float]] = {}
@@ -184,7 +233,7 @@ class LocalPool:
             while pending or busy:
                 while idle and pending:
                     worker, job = idle.pop(), pending.popleft()
-                    worker.conn.send(job)
+                    worker.conn.send(online.for_worker(worker, job))
                     busy[worker] = (job, time.monotonic())
                 by_conn = {w.conn: w for w in busy}
                 for conn in multiprocessing.connection.wait(list(by_conn), timeout=0.5):
@@ -199,6 +248,7 @@ class LocalPool:
                         worker = WorkerProcess(_worker_loop, self.spec) if pending else None
                     if worker is not None:
                         idle.append(worker)
+                    online.add(record)
                     on_result(record)
                     if record.get("failure_reason") == GENERATOR_UNAVAILABLE and stopped is None:
                         stopped = record  # no new theorems; those in flight finish (or fail fast too)
@@ -231,7 +281,8 @@ class RayPool:
         self.prover_actors_started = 0
         self.service_stats: list = []  # each model actor's ServiceStats at the end of the last run
 
-    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> None:
+    def run(self, jobs: list[Job], on_result: Callable[[dict], None], online: OnlineSteps | None = None) -> None:
+        online = online or OnlineSteps(False)
         try:
             import ray
         except ImportError:
@@ -267,7 +318,7 @@ class RayPool:
             while pending or running:
                 while actors and pending:
                     actor, job = actors.pop(), pending.popleft()
-                    running[actor.prove.remote(job)] = (actor, job, time.monotonic())
+                    running[actor.prove.remote(online.for_worker(actor, job))] = (actor, job, time.monotonic())
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
                 for ref in done:
                     actor, job, started = running.pop(ref)
@@ -278,6 +329,7 @@ class RayPool:
                         record = overrun_record(job, self.spec, time.monotonic() - started, "crash", str(e)[:500])
                         ray.kill(actor)
                         actors.append(new_actor())
+                    online.add(record)
                     on_result(record)
                     if record.get("failure_reason") == GENERATOR_UNAVAILABLE and stopped is None:
                         stopped, left = record, len(pending)

@@ -29,10 +29,13 @@ class SearchConfig:
     tactic_timeout: float = 5.0
     priority: str = "llemma"  # llemma: sum of -mean token log-prob; reprover: -sum of log-probs
     expand_batch: int = 1  # open states sent to the generator in one call
+    value_model: str | None = None  # the learned scorer's model file, for priority "value"
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}")
+        if self.priority == "value" and not self.value_model:
+            raise ValueError("priority value needs a value model file (--value-model)")
         for name in ("max_expansions", "candidates", "expand_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -41,7 +44,7 @@ class SearchConfig:
 
 
 def step_cost(candidate: Candidate, priority: str) -> float:
-    """The cost one tactic adds to its path under a named rule (lower is better)."""
+    """The cost one tactic adds to its path under a path rule (llemma, reprover; lower is better)."""
     return make_scorer(priority).cost(0.0, candidate, None)
 
 
@@ -69,6 +72,7 @@ class SearchResult:
     check_seconds: float = 0.0
     generator_seconds: float = 0.0
     backend_seconds: float = 0.0
+    proof_goals: list[str] = field(default_factory=list)  # the goals each tactic of the proof ran on
     tree: SearchTree | None = field(default=None, repr=False)
     check: CheckResult | None = field(default=None, repr=False)  # the full check that accepted the proof
 
@@ -100,13 +104,13 @@ class _Search:
         return time.monotonic() - self.start
 
     def result(self, proved: bool, reason: str | None, message: str = "", tactics: list[str] = (),
-               check: CheckResult | None = None) -> SearchResult:
+               check: CheckResult | None = None, goals: list[str] = ()) -> SearchResult:
         tactics = list(tactics)
         return SearchResult(
             self.theorem.name, proved, tactics, self.backend.proof_text(tactics) if proved else "",
             self.expansions, self.tactic_calls, self.elapsed(), reason, message,
             list(check.axioms) if check else [], self.check_seconds, self.gen_seconds,
-            self.backend_seconds, self.tree, check)
+            self.backend_seconds, list(goals), self.tree, check)
 
     def stop_reason(self) -> str | None:
         if self.cancel is not None and self.cancel.is_set():
@@ -229,14 +233,16 @@ class _Search:
         if isinstance(outcome, (Next, Finished)) and outcome.tactic:
             edge.tactic = outcome.tactic  # the proof records what the prover ran (hammer's reconstruction)
         if isinstance(outcome, Finished):
-            tactics = [e.tactic for e in self.tree.path(node)] + [edge.tactic]
+            path = self.tree.path(node)
+            tactics = [e.tactic for e in path] + [edge.tactic]
+            goals = [self.tree.nodes[e.src].goals for e in path] + [node.goals]
             t1 = time.monotonic()
             check = self.backend.check(self.theorem, tactics)
             self.check_seconds += time.monotonic() - t1
             if check.ok:
                 edge.kind = EdgeKind.FINISHED
                 self.tree.add_edge(edge)
-                return self.result(True, None, tactics=tactics, check=check)
+                return self.result(True, None, tactics=tactics, check=check, goals=goals)
             edge.kind = EdgeKind.UNVERIFIED
             edge.message = check.message
             self.rejected.append(check.message)
@@ -246,7 +252,7 @@ class _Search:
                 edge.kind, edge.dst = EdgeKind.DUPLICATE, existing.id
             else:
                 edge.kind = EdgeKind.NEXT
-                cost = self.scorer.cost(node.cost, cand, outcome.state)
+                cost = self.scorer.cost(node.cost, cand, outcome.state, parent=node.state)
                 child = self.tree.add_node(outcome.state, edge, cost)
                 heapq.heappush(heap, (cost, child.id, 0, None))
         self.tree.add_edge(edge)

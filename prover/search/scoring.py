@@ -6,6 +6,7 @@ state can stand in the same place.
 """
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from ..backends.base import State
@@ -15,9 +16,16 @@ from ..models.base import Candidate
 class Scorer(Protocol):
     name: str
 
-    def cost(self, parent_cost: float, candidate: Candidate, child: State) -> float:
-        """The child's priority, lower first."""
+    def cost(self, parent_cost: float, candidate: Candidate, child: State,
+             parent: State | None = None) -> float:
+        """The child's priority, lower first (``parent``: the expanded state, for rules that need it)."""
         ...
+
+
+class StateValue(Protocol):
+    """A value model: the probability that a state is proved within the budget."""
+
+    def probability(self, goals: str) -> float: ...
 
 
 class LlemmaScorer:
@@ -25,7 +33,7 @@ class LlemmaScorer:
 
     name = "llemma"
 
-    def cost(self, parent_cost: float, candidate: Candidate, child: State) -> float:
+    def cost(self, parent_cost: float, candidate: Candidate, child: State, parent: State | None = None) -> float:
         return parent_cost - candidate.score
 
 
@@ -34,14 +42,40 @@ class ReProverScorer:
 
     name = "reprover"
 
-    def cost(self, parent_cost: float, candidate: Candidate, child: State) -> float:
+    def cost(self, parent_cost: float, candidate: Candidate, child: State, parent: State | None = None) -> float:
         return parent_cost - candidate.logprob
 
 
-SCORERS = {"llemma": LlemmaScorer, "reprover": ReProverScorer}
+class ValueScorer:
+    """A learned value on top of Llemma's rule: the path cost plus ``-log V(child)``, where V is the
+    value model's probability that the child is proved within the budget. The path part keeps the
+    generator's preferences; the value part moves promising states forward and dead ends back.
+    One scorer per search: it remembers each state's path cost by its goals text."""
+
+    name = "value"
+
+    def __init__(self, value: StateValue, weight: float = 1.0) -> None:
+        self.value, self.weight = value, weight
+        self._path: dict[str, float] = {}
+
+    def heuristic(self, goals: str) -> float:
+        return -math.log(max(self.value.probability(goals), 1e-9))
+
+    def cost(self, parent_cost: float, candidate: Candidate, child: State,
+             parent: State | None = None) -> float:
+        path = (self._path.get(parent.goals, 0.0) if parent is not None else 0.0) - candidate.score
+        self._path[child.goals] = path
+        return path + self.weight * self.heuristic(child.goals)
 
 
-def make_scorer(name: str) -> Scorer:
+SCORERS = {"llemma": LlemmaScorer, "reprover": ReProverScorer, "value": ValueScorer}
+
+
+def make_scorer(name: str, value: StateValue | None = None) -> Scorer:
+    if name == "value":
+        if value is None:
+            raise ValueError("--priority value needs a value model")
+        return ValueScorer(value)
     try:
         return SCORERS[name]()
     except KeyError:
