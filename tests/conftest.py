@@ -116,3 +116,13 @@ def tiny_model(tmp_path_factory):
     train([TraceStep(g, t) for g, t in zip(TINY_STATES, TINY_TACTICS)], out, COQ,
           TrainConfig(steps=60, batch_size=4, hidden=32, intermediate=64, vocab_size=400, lr=1e-2, warmup=5))
     return out
+
+
+def wait_for(predicate, timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())

@@ -13,7 +13,7 @@ from prover.backends.coq.backend import CoqBackend
 from prover.corpus.records import is_held_out
 from prover.runs import coqlib
 
-from .conftest import ROOT, cli_env, processes_with_marker, run_cli
+from .conftest import ROOT, cli_env, processes_with_marker, run_cli, wait_for
 
 # One the portfolio proves in seconds (intros; sauto), one in a file the tactic libraries load themselves
 # (opened without them), one more of the standard library.
@@ -24,15 +24,6 @@ BUDGET = ["--timeout", "10", "--tactic-timeout", "2", "--check-timeout", "120"]
 def lines(path):
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     return rows[0], rows[1:]
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from prover.models.service import GeneratorService, ServiceConfig
 from prover.runs.results import read_results
 from prover.search.best_first import SearchConfig
 
-from .conftest import ROOT, SHARED_DATA, TINY_STATES, cli_env, processes_with_marker
+from .conftest import ROOT, SHARED_DATA, TINY_STATES, cli_env, processes_with_marker, wait_for
 from .service_worker import ask
 
 pytest.importorskip("torch")
@@ -64,15 +64,6 @@ def leftovers(marker: str) -> list[int]:
             continue
         found.append(pid)
     return found
-
-
-def wait_for(predicate, timeout=60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_two_workers_share_one_service_and_get_in_process_candidates(tiny_model):

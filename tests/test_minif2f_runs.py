@@ -13,7 +13,7 @@ import pytest
 from prover.runs.minif2f import load, problem_source
 from prover.runs.results import ResultsError, ResultsLog, read_results
 
-from .conftest import ROOT, SHARED_DATA, cli_env, processes_with_marker, run_cli, wait_dead
+from .conftest import ROOT, SHARED_DATA, cli_env, processes_with_marker, run_cli, wait_dead, wait_for
 
 # Quick ones (proved in a few seconds) and ones the portfolio gives up on quickly.
 NAMES = ["mathd_numbertheory_200", "mathd_numbertheory_466", "mathd_algebra_422", "mathd_numbertheory_269"]
@@ -24,15 +24,6 @@ DATA = ["--data", str(SHARED_DATA / "minif2f")]
 def result_lines(path):
     lines = path.read_text().splitlines()
     return [json.loads(x) for x in lines[1:]], json.loads(lines[0])
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture(scope="module")

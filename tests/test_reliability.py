@@ -17,7 +17,7 @@ import pytest
 
 from prover.runs.results import read_results
 
-from .conftest import ROOT, SHARED_DATA, cli_env, processes_with_marker
+from .conftest import ROOT, SHARED_DATA, cli_env, processes_with_marker, wait_for
 
 # Quick ones: proved, or given up on, in a few seconds each.
 NAMES = ["mathd_numbertheory_200", "mathd_numbertheory_466", "mathd_algebra_422", "mathd_numbertheory_211",
@@ -25,15 +25,6 @@ NAMES = ["mathd_numbertheory_200", "mathd_numbertheory_466", "mathd_algebra_422"
 RUN = ["--split", "valid", "--names", ",".join(NAMES), "--workers", "2", "--quiet", "--timeout", "6",
        "--tactic-timeout", "1", "--check-timeout", "60", "--data", str(SHARED_DATA / "minif2f")]
 MEMORY_HOG = "let x := eval vm_compute in (List.seq 0 40000000) in idtac"  # far past 1200 MB
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from prover.backends.process import GUARD_NAME
 from prover.components import make_generator
 from prover.repl.client import ReplClient
 
-from .conftest import alive, processes_with_marker
+from .conftest import alive, processes_with_marker, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 REALS = "Require Import Reals.\nOpen Scope R_scope."
@@ -387,7 +387,7 @@ def test_a_spawned_repl_keeps_its_temporary_files_out_of_the_directory_it_runs_i
         assert coqtops and all(p.cwd().startswith(str(tmp) + os.sep) for p in coqtops)
         assert os.listdir(project) == []
         client.shutdown(timeout=60)
-    assert _wait(lambda: os.listdir(tmp) == [])
+    assert wait_for(lambda: os.listdir(tmp) == [])
 
 
 # -- paths a client rarely takes: cancels at every stage, refusals, disconnects, evictions ----------------
@@ -398,15 +398,6 @@ def _spin_file(tmp_path: Path) -> str:
     path = tmp_path / "spin.txt"
     path.write_text(SPIN + "\n")
     return str(path)
-
-
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _live_provers(pid: int, before: set[int] = frozenset()) -> set[int]:
@@ -433,13 +424,13 @@ def test_cancel_of_a_checked_suggest_stops_its_session(repl: Repl, tmp_path: Pat
     theorem = "Theorem spin_s : True."
     repl.send(id="cs", cmd="suggest", statement=theorem, tactics_file=_spin_file(tmp_path), check=True,
               tactic_timeout=300, n=1)
-    assert _wait(lambda: _live_provers(repl.proc.pid, before)), "no prover process started"
+    assert wait_for(lambda: _live_provers(repl.proc.pid, before)), "no prover process started"
     provers = _live_provers(repl.proc.pid, before)
     time.sleep(1.5)  # the session opens the theorem and runs the candidate
     repl.send(id="cs-cancel", cmd="cancel", target="cs")
     [m] = repl.until("cs", timeout=30)
     assert m["type"] == "cancelled"
-    assert _wait(lambda: not any(alive(p) for p in provers), 10)  # a cancelled session is not kept
+    assert wait_for(lambda: not any(alive(p) for p in provers), 10)  # a cancelled session is not kept
     # The next suggest on the same theorem opens a fresh session, on a new prover.
     repl.send(id="cs2", cmd="suggest", statement=theorem, n=2, check=True)
     [again] = repl.until("cs2", timeout=60)
@@ -451,14 +442,14 @@ def test_cancel_during_coqtop_start_leaves_no_prover(repl: Repl) -> None:
     slow_header = "Lemma slow_header : True.\nProof.\ndo 1000000000 idtac; exact I.\nQed."
     before = descendants(repl.proc.pid)
     repl.send(id="st", cmd="prove", header=slow_header, statement=ADD0, timeout=300)
-    assert _wait(lambda: _live_provers(repl.proc.pid, before)), "no prover process started"
+    assert wait_for(lambda: _live_provers(repl.proc.pid, before)), "no prover process started"
     provers = _live_provers(repl.proc.pid, before)
     time.sleep(0.5)
     repl.send(id="st-cancel", cmd="cancel", target="st")
     [m] = repl.until("st", timeout=30)
     assert m["type"] == "cancelled"
-    assert _wait(lambda: not any(alive(p) for p in provers), 10)
-    assert _wait(lambda: not _live_provers(repl.proc.pid, before), 10)
+    assert wait_for(lambda: not any(alive(p) for p in provers), 10)
+    assert wait_for(lambda: not _live_provers(repl.proc.pid, before), 10)
 
 
 def test_duplicate_id_is_refused_while_the_first_runs(repl: Repl, tmp_path: Path) -> None:
@@ -486,7 +477,7 @@ def test_cancel_of_a_queued_request_answers_at_once(tmp_path: Path) -> None:
         spin = _spin_file(tmp_path)
         r.send(id="busy", cmd="prove", statement="Theorem q1 : True.", tactics_file=spin, tactic_timeout=300,
                timeout=300, progress=False)
-        assert _wait(lambda: _live_provers(r.proc.pid)), "no prover process started"
+        assert wait_for(lambda: _live_provers(r.proc.pid)), "no prover process started"
         busy = _live_provers(r.proc.pid)
         r.send(id="queued", cmd="prove", statement=ADD0, progress=False)  # waits: one worker, busy
         r.send(id="q-cancel", cmd="cancel", target="queued")
@@ -517,7 +508,7 @@ def test_kept_sessions_beyond_the_limit_are_evicted(tmp_path: Path) -> None:
         first = suggest("e1", ADD0)
         assert len(first) == 1  # one idle session, holding one coqtop
         second = suggest("e2", SWAP)  # a second theorem: the least recently used session goes
-        assert _wait(lambda: not any(alive(p) for p in first), 10)
+        assert wait_for(lambda: not any(alive(p) for p in first), 10)
         assert len(second - first) == 1
         again = suggest("e3", SWAP)  # warm: the kept session, same coqtop
         assert again == second - first
@@ -542,12 +533,12 @@ def test_tcp_client_that_disconnects_mid_request_leaves_no_prover(tmp_path: Path
         sock.sendall((json.dumps({"id": "gone", "cmd": "prove", "statement": "Theorem gone : True.",
                                   "tactics_file": _spin_file(tmp_path), "tactic_timeout": 300, "timeout": 300,
                                   "progress": False}) + "\n").encode())
-        assert _wait(lambda: _live_provers(proc.pid)), "no prover process started"
+        assert wait_for(lambda: _live_provers(proc.pid)), "no prover process started"
         time.sleep(1.0)
         sock.close()  # gone without a word, mid-request
         # Nobody is left to read the answer: the request is stopped with its prover, well before its
         # 300 s budget, and the server goes on serving others.
-        assert _wait(lambda: not _live_provers(proc.pid), 30), "the prover outlived its client"
+        assert wait_for(lambda: not _live_provers(proc.pid), 30), "the prover outlived its client"
         with ReplClient.connect(port) as other:
             reply = other.request("suggest", goal="x : nat\n============================\nx = x", n=1, timeout=30)
             assert reply["type"] == "suggestions"
