@@ -252,10 +252,12 @@ def test_unreconstructable_proof_fails_and_a_hanging_atp_is_cut_leaving_no_proce
         assert isinstance(intros, Next)
         flag.touch()  # from now on every ATP hangs
         budget = 20
+        restarts = coq.restarts
         start = time.monotonic()
         cut = coq.apply(intros.state, "hammer", budget)
         took = time.monotonic() - start
         assert isinstance(cut, TimedOut), cut
+        assert coq.restarts == restarts + 1  # a late answer of the cut hammer cannot reach a later command
         assert took < budget + 2 * config.grace + 5
         started = [int(p) for p in Path(f"{flag}.started").read_text().split()]
         assert started  # the ATPs were reached, and hung

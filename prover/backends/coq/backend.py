@@ -462,6 +462,12 @@ class CoqBackend(Closing):
             self._proc.stop_strays()
         if reply is None:  # coqtop was restarted
             return Probe("", True, elapsed)
+        if cut:
+            # hammer answers an interrupt while it waits for its ATPs, then may still print its own
+            # failure and prompt once they are stopped: a late answer that a later command would read
+            # as its own. A fresh coqtop cannot hold one (the theorem's budget is spent by now anyway).
+            self._reopen()
+            return Probe(reply.raw, True, elapsed)
         if reply.sid != sid_before:
             back = self._send(f"BackTo {sid_before}.", self.config.open_timeout)
             if back.error:
