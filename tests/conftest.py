@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -126,3 +127,9 @@ def wait_for(predicate, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+def default_sigint() -> None:
+    """preexec_fn for a child a test interrupts with SIGINT: a test run started in the background (nohup,
+    `cmd &` in a script) ignores SIGINT, and children inherit that, so Ctrl-C would never reach them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

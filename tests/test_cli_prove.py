@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from .conftest import ROOT, cli_env, processes_with_marker, run_cli, wait_for
+from .conftest import ROOT, cli_env, default_sigint, processes_with_marker, run_cli, wait_for
 
 DEMO = """Require Import Arith.
 
@@ -121,7 +121,7 @@ def test_interrupted_prove_leaves_no_prover_process(tmp_path, marker, sig):
     proc = subprocess.Popen([sys.executable, "-m", "prover", "prove", "--statement",
                              "Theorem s : forall n : nat, n * n = 2 -> False.", "--tactics", str(tactics),
                              "--tactic-timeout", "30", "--quiet"], cwd=ROOT, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     def coqtop_runs() -> bool:  # the CLI has other children too (its temp directory's guardian)
         names = []
         for p in processes_with_marker(marker):

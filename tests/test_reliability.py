@@ -17,7 +17,7 @@ import pytest
 
 from prover.runs.results import read_results
 
-from .conftest import ROOT, SHARED_DATA, cli_env, processes_with_marker, wait_for
+from .conftest import ROOT, SHARED_DATA, cli_env, default_sigint, processes_with_marker, wait_for
 
 # Quick ones: proved, or given up on, in a few seconds each.
 NAMES = ["mathd_numbertheory_200", "mathd_numbertheory_466", "mathd_algebra_422", "mathd_numbertheory_211",
@@ -59,7 +59,7 @@ def start_driver(out: Path, env: dict) -> subprocess.Popen:
     # Its own session, as a shell gives a foreground job: Ctrl-C reaches the whole group.
     return subprocess.Popen(run_args(out), cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
 
 
 def resume(out: Path, env: dict) -> None:

@@ -40,6 +40,9 @@ def _prepare_child(limits: ProcessLimits):
 
     def hook() -> None:
         os.setsid()
+        # coqtop is interrupted with SIGINT; a prover started in the background (nohup, `cmd &`) would
+        # otherwise inherit SIGINT ignored, and an interrupt would become a restart.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if limits.memory_bytes:
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         if limits.cpu_seconds:
