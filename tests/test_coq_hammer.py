@@ -3,6 +3,7 @@
 A first hammer call in a coqtop reads the library's proofs (seconds, more under load), so these tests
 keep the context small (no Reals in the prelude) and share one coqtop per scenario.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from prover.backends.process import processes_with_token
 from prover.models.coq_portfolio import CoqPortfolio, HammerGenerator
 from prover.search.best_first import SearchConfig, search
 
-from .conftest import processes_with_marker, run_cli
+from .conftest import SHARED_DATA, processes_with_marker, run_cli
 
 SMALL_PRELUDE = "From Hammer Require Import Tactics."
 # Needs two library lemmas (app_length, Nat.add_comm): the portfolio's tactics do not prove it.
@@ -331,3 +332,17 @@ def test_in_a_file_the_step_comes_with_the_provers_imports_only(tmp_path):
         assert found.tactic and "hammer" not in found.tactic
         check = coq.check(theorem, [found.tactic])
         assert check.ok, check.message
+
+
+@needs_hammer
+def test_a_copy_of_coqtop_that_answers_again_does_not_shift_later_answers(tmp_path):
+    """On this theorem hammer's ATP runs (copies of coqtop sharing its output) print a failure and a prompt
+    again after the step has been answered; the next route replay read it as its own answer and the search
+    ended as `crash` (found in the miniF2F runs). The step now reads up to a marker sentence of its own."""
+    out = tmp_path / "r.jsonl"
+    run = run_cli("minif2f", "--split", "test", "--names", "mathd_numbertheory_457", "--workers", "1",
+                  "--timeout", "20", "--tactic-timeout", "2", "--out", str(out), "--quiet",
+                  "--data", str(SHARED_DATA / "minif2f"), timeout=300)
+    assert run.returncode == 0, run.stderr
+    [result] = [json.loads(line) for line in out.read_text().splitlines()[1:]]
+    assert result["failure_reason"] != "crash", result["failure_message"]

@@ -468,11 +468,26 @@ class CoqBackend(Closing):
             # as its own. A fresh coqtop cannot hold one (the theorem's budget is spent by now anyway).
             self._reopen()
             return Probe(reply.raw, True, elapsed)
-        if reply.sid != sid_before:
+        raw = reply.raw + self._resync()
+        if self._tip_sid != sid_before:
             back = self._send(f"BackTo {sid_before}.", self.config.open_timeout)
             if back.error:
                 raise BackendCrash(f"BackTo failed: {back.error}")
-        return Probe(reply.raw, cut, elapsed)
+        return Probe(raw, cut, elapsed)
+
+    def _resync(self) -> str:
+        """Read up to the answer of a sentence of our own, and return what came before it. hammer's
+        copies of coqtop share its output: one that ends can print an answer again (a failure and a
+        prompt), which a later command would read as its own; they are all gone by now."""
+        marker = f"prover_sync_{os.getpid()}_{self.tactic_calls}"
+        self._write([f"Fail Check {marker}."])  # changes nothing; its error names the marker
+        stale = []
+        while True:
+            reply = self._read(self.config.open_timeout)
+            if marker in reply.raw:
+                return "".join(stale)
+            stale.append(reply.raw)
+            self._unanswered += 1  # that prompt answered nothing we sent
 
     def _show(self) -> str:
         """Fetch the goals of the tip again (the pipelined Show was interrupted). Show does not
