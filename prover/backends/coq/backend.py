@@ -132,7 +132,7 @@ class CoqBackend(Closing):
         argv = [self.config.coqtop, "-q", "-emacs", *self.config.flags, *extra]
         try:
             self._proc = InteractiveProcess(argv, self._workdir.path, self.config.limits,
-                                            env=self.hammer.env(self._workdir.path))
+                                            env=self.hammer.env())
         except (OSError, pexpect.ExceptionPexpect) as e:
             raise InitError(f"cannot start coqtop: {e}") from e
         self._started_with = extra

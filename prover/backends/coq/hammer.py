@@ -187,9 +187,10 @@ class HammerStep:
                 HammerTools("the hammer step is switched off")
         return self._tools
 
-    def env(self, workdir: str) -> dict[str, str]:
-        """coqtop's environment: its own TMPDIR, and predict/htimeout reachable when the step is on."""
-        env = {**os.environ, "TMPDIR": workdir}
+    def env(self) -> dict[str, str]:
+        """coqtop's environment: predict/htimeout reachable when the step is on (its TMPDIR, its own
+        working directory, is set where every prover process starts: process.InteractiveProcess)."""
+        env = dict(os.environ)
         if self.tools.ok and self.tools.path_prefix:
             env["PATH"] = os.pathsep.join(p for p in (self.tools.path_prefix, env.get("PATH")) if p)
         return env
