@@ -17,9 +17,9 @@ install-apt:
 install-python:
 	$(PYTHON) -m pip install -q -e '.[dev,cluster]'
 
-# The learned models of --generator knn/combined and --priority value (not needed by the default):
-# traces the installed Coq libraries' training split into ~/.cache/prover (about 25 minutes on
-# 2 cores, resumable) and builds the k-NN model and the node scorer. A first use does the same.
+# The learned models of the default generator for Coq (combined), of knn and of --priority value:
+# traces the installed Coq libraries' training split into ~/.cache/prover (about 10 minutes on
+# 2 idle cores, resumable) and builds the k-NN model and the node scorer. A first use does the same.
 models:
 	$(PYTHON) -m prover models build
 

@@ -110,12 +110,13 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     h.add_argument("--hammer-threads", type=_positive(int), metavar="N",
                    help="ATP runs at once (default: the cores each worker gets)")
     m = p.add_argument_group("generator")
-    m.add_argument("--generator", choices=GENERATORS, default="portfolio",
-                   help="tactic generator (default %(default)s: model-free ranked tactics, with Coq's hammer "
-                        "step on the states where it pays; hammer: CoqHammer alone; knn: tactics of the most "
-                        "similar states of real proofs (Coq); combined: knn mixed with the portfolio (its "
-                        "models are built once by `prover models build`, or on first use); hf: a causal LM; "
-                        "mix: the LM's candidates interleaved with the portfolio's)")
+    m.add_argument("--generator", choices=GENERATORS,
+                   help="tactic generator (default: combined for Coq, portfolio otherwise; portfolio with "
+                        "--tactics or --model). portfolio: model-free ranked tactics, with Coq's hammer step on "
+                        "the states where it pays; hammer: CoqHammer alone; knn: tactics of the most similar "
+                        "states of real proofs (Coq); combined: knn mixed with the portfolio, hammer step "
+                        "included (its model is built once by `prover models build`, or on first use: about "
+                        "10 minutes); hf: a causal LM; mix: the LM's candidates interleaved with the portfolio's")
     m.add_argument("--knn-model", metavar="FILE",
                    help="k-NN model for --generator knn/combined (from `prover train knn`; default: the built-in "
                         "one, see `prover models info`)")

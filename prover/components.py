@@ -17,10 +17,10 @@ COMBINED_WEIGHTS = (("knn", 0.5), ("portfolio", 0.5))
 
 
 def default_generator(backend: str) -> str:
-    """The CPU default: the model-free portfolio (for Coq with its hammer step). The learned `combined`
-    stays a choice until it measures better in one harness (benchmarks/RESULTS.md), and it needs the
-    default models built first."""
-    return "portfolio"
+    """The CPU default: for Coq `combined` (the k-NN model with the portfolio and its hammer step), the best
+    measured in one harness (benchmarks/RESULTS.md); elsewhere the model-free portfolio (the k-NN model
+    is learned from Coq proofs)."""
+    return "combined" if backend == "coq" else "portfolio"
 
 
 class ConfigError(ValueError):

@@ -36,20 +36,38 @@ def test_models_build_and_info(cache):
     assert r.returncode == 0 and str(models.knn) in r.stdout and "states" in r.stdout
 
 
-def test_combined_uses_the_built_models_and_the_default_stays_the_portfolio(cache, tmp_path):
+def test_the_default_for_coq_is_combined_once_its_models_are_built(cache, tmp_path):
     statement = "Theorem t : forall a b : nat, a + b = b + a."
-    r = run_cli("prove", "--statement", statement, "--json", "--generator", "combined",
-                env={"PROVER_CACHE_DIR": str(cache)})
+    r = run_cli("prove", "--statement", statement, "--json", env={"PROVER_CACHE_DIR": str(cache)})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["generator"] == "combined" and out["model"] == str(DefaultModels(cache).knn) and out["verified"]
-    # The default is the model-free portfolio, built models or not.
-    r = run_cli("prove", "--statement", statement, "--json", env={"PROVER_CACHE_DIR": str(cache)})
-    assert r.returncode == 0 and json.loads(r.stdout)["generator"] == "portfolio"
+    # Your own tactic list replaces the portfolio alone, as before.
+    tactics = tmp_path / "tactics.txt"
+    tactics.write_text("intros; lia\n")
+    r = run_cli("prove", "--statement", statement, "--json", "--tactics", str(tactics),
+                env={"PROVER_CACHE_DIR": str(cache)})
+    assert r.returncode == 0 and json.loads(r.stdout)["generator"] == "tactics:tactics.txt", r.stderr
     empty = tmp_path / "empty"
+    # Models not built and the build turned off: the model-free portfolio.
+    r = run_cli("prove", "--statement", statement, "--json", env={"PROVER_CACHE_DIR": str(empty)})
+    assert r.returncode == 0 and json.loads(r.stdout)["generator"] == "portfolio", r.stderr
     # Asking for a learned generator without its models is a clear error.
     r = run_cli("prove", "--statement", statement, "--generator", "knn", env={"PROVER_CACHE_DIR": str(empty)})
     assert r.returncode == 2 and "prover models build" in r.stderr
+
+
+def test_the_repl_does_not_build_the_models_on_start(cache, tmp_path):
+    """An editor starts the REPL: with no models built it answers at once with the portfolio (building would
+    take 25 minutes), and with models built its default is combined."""
+    statement = "Theorem t : forall a b : nat, a + b = b + a."
+    empty = tmp_path / "empty"
+    for root, expected in ((empty, "portfolio"), (cache, "combined")):
+        env = {**os.environ, "PROVER_CACHE_DIR": str(root), "PROVER_NO_MODEL_BUILD": "0"}
+        with ReplClient.spawn([], cwd=str(ROOT), env=env) as client:
+            proved = client.request("prove", statement=statement)
+        assert proved["type"] == "result" and proved["proved"] and proved["generator"] == expected, proved
+    assert not (empty / "corpus-train").exists()
 
 
 def test_the_mixture_is_a_distribution_over_both_parts(cache, coq_slice):

@@ -184,25 +184,44 @@ def cmd_models_info(args: argparse.Namespace, console: Console) -> int:
 def resolve_learned(args: argparse.Namespace, console: Console) -> None:
     """Fill in the default generator and the default models' paths, building the models on first use."""
     from ..components import LEARNED_GENERATORS, default_generator
+    from ..corpus.build import CorpusError
+    from ..corpus.sources import SourceError
     from .default import build_allowed, build_default_models, default_models
+    from .training import TrainingDataError
 
     if not hasattr(args, "generator"):
         return
     explicit = args.generator is not None
     if not explicit:
-        args.generator = default_generator(getattr(args, "backend", "coq"))
+        # your own tactic list or language model replaces the portfolio alone, as it always did
+        own = getattr(args, "tactics", None) or getattr(args, "model", None)
+        args.generator = "portfolio" if own else default_generator(getattr(args, "backend", "coq"))
     needs_knn = args.generator in LEARNED_GENERATORS and not getattr(args, "knn_model", None)
     needs_value = getattr(args, "priority", None) == "value" and not getattr(args, "value_model", None)
     if not (needs_knn or needs_value):
         return
     models = default_models()
     if not models.ready:
-        if build_allowed():
+        # An editor must not wait for a 25-minute build when it starts the REPL: the implicit default
+        # there is the model-free portfolio until the models are built.
+        quiet_default = not explicit and not needs_value and getattr(args, "command", None) == "repl"
+        if build_allowed() and not quiet_default:
             console.print("[bold]first use:[/bold] building the default learned models from the installed Coq "
-                          "libraries (once; about 25 minutes of tracing on 2 cores, resumable; `make models` does this)",
-                          highlight=False, soft_wrap=True)
-            build_default_models(console)
-        elif not explicit and not needs_value:  # the user opted out of the build: the model-free default
+                          "libraries (once; about 10 minutes on 2 idle cores, resumable; `make models` does "
+                          "this; `--generator portfolio` needs none)", highlight=False, soft_wrap=True)
+            try:
+                build_default_models(console)
+            except (CorpusError, SourceError, TrainingDataError) as e:
+                if explicit or needs_value:
+                    raise ConfigError(f"cannot build the default learned models: {e}") from None
+                console.print(f"[yellow]warning:[/yellow] cannot build the default learned models ({e}); "
+                              "using --generator portfolio", highlight=False, soft_wrap=True)
+                args.generator = "portfolio"
+                return
+        elif not explicit and not needs_value:  # opted out of the build (or the REPL): the model-free default
+            if quiet_default and build_allowed():
+                console.print("the default learned models are not built yet (`prover models build`): the REPL "
+                              "uses --generator portfolio", highlight=False, soft_wrap=True)
             args.generator = "portfolio"
             return
         else:

@@ -108,6 +108,11 @@ class Defaults:
     generator: str = "portfolio"
     tactics_file: str | None = None
 
+    def generator_for(self, backend: str) -> str:
+        """The default generator of a request: the command line's for its backend; for another backend
+        the model-free portfolio (the learned default is a Coq model)."""
+        return self.generator if backend == self.backend else "portfolio"
+
 
 def id_key(id: RequestId) -> str:
     """A dictionary key for an id: 1 and "1" are different ids."""
@@ -227,7 +232,7 @@ def _prove(f: _Fields, d: Defaults) -> ProveRequest:
             value_model=f.str("value_model", s.value_model))
     except ValueError as e:
         raise RequestError(str(e), f.id) from None
-    return ProveRequest(f.id, backend, theorem, search, _options(f, d, True), f.str("generator", d.generator),
+    return ProveRequest(f.id, backend, theorem, search, _options(f, d, True), f.str("generator", d.generator_for(backend)),
                         f.str("tactics_file", d.tactics_file), f.bool("progress", True))
 
 
@@ -247,7 +252,7 @@ def _suggest(f: _Fields, d: Defaults) -> SuggestRequest:
         raise RequestError("with 'source' the tactics so far are read from it; drop 'tactics'", f.id)
     return SuggestRequest(f.id, backend, theorem, goal, tactics, f.int("n", SUGGEST_N), check,
                           f.number("tactic_timeout", SUGGEST_TACTIC_TIMEOUT), _options(f, d, False),
-                          f.str("generator", d.generator), f.str("tactics_file", d.tactics_file))
+                          f.str("generator", d.generator_for(backend)), f.str("tactics_file", d.tactics_file))
 
 
 def _check(f: _Fields, d: Defaults) -> CheckRequest:
