@@ -171,9 +171,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "the next theorems, as in Tactician; recorded in the run's configuration")
     p.add_argument("--trees", metavar="DIR",
                    help="keep each theorem's search tree in DIR (training data for `prover train scorer`)")
-    p.add_argument("--learn-file", action="store_true",
+    p.add_argument("--learn-file", action=argparse.BooleanOptionalAction, default=None,
                    help="before each theorem of a file (coqlib), trace the proofs written before it in its file "
-                        "and let the generator (knn, combined) learn them for that theorem, as Tactician does")
+                        "and let the generator (knn, combined) learn them for that theorem, as Tactician does "
+                        "(default: on for coqlib with knn or combined)")
 
 
 def _temperatures(text: str) -> tuple[float, ...]:
@@ -236,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an axiom the statement itself relies on, accepted by the full check (repeatable)")
     add_coq_project_options(p)
     add_search_options(p)
-    p.add_argument("--learn-file", action="store_true",
+    p.add_argument("--learn-file", action=argparse.BooleanOptionalAction, default=None,
                    help="FILE mode: trace the proofs written before the theorem in FILE and let the generator "
-                        "(knn, combined) learn them first, as Tactician does")
+                        "(knn, combined) learn them first, as Tactician does (default: on for a theorem of a "
+                        "Coq file with knn or combined)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object with the result")
     out.add_argument("--write", action="store_true",
@@ -600,7 +602,8 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     config = search_config(args)
     generator = _make_generator(args, console)
     context = None
-    if args.learn_file:
+    # "auto" (the default with a learned generator) learns the file when there is one; a statement has none
+    if args.learn_file is True or (args.learn_file == "auto" and getattr(theorem, "document", None) is not None):
         context = _learn_file(args, theorem, generator, console)
     flags = _statement_flags(args) if span is None and args.backend == "coq" else ()
     options = backend_options(args, flags=flags)
@@ -859,7 +862,7 @@ def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
     warn_about_hammer(args, options, console)
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args), options, args.seed,
                    grace=args.grace, model=model_options(args), online=args.online, trees=args.trees,
-                   learn_file=args.learn_file)
+                   learn_file=args.learn_file is True or (args.learn_file == "auto" and args.command == "bench"))
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     ray = args.ray_address or args.ray
     try:

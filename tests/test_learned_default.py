@@ -57,6 +57,23 @@ def test_the_default_for_coq_is_combined_once_its_models_are_built(cache, tmp_pa
     assert r.returncode == 2 and "prover models build" in r.stderr
 
 
+def test_the_default_learns_the_proofs_above_a_file_theorem(cache, tmp_path):
+    """With a learned generator, a theorem of a file is proved with the file's earlier proofs learned first
+    (Tactician's setting); --no-learn-file turns it off; a statement has no file to learn."""
+    v = tmp_path / "Sib.v"
+    v.write_text("Lemma sib_first : forall n : nat, n + 0 = n.\nProof. intros n. induction n; simpl; auto. Qed.\n\n"
+                 "Lemma sib_second : forall m : nat, m + 0 = m.\nProof. Admitted.\n")
+    env = {"PROVER_CACHE_DIR": str(cache)}
+    r = run_cli("prove", str(v), "--theorem", "sib_second", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["generator"] == "combined" and out["context_steps"] == 2 and out["context_error"] is None
+    r = run_cli("prove", str(v), "--theorem", "sib_second", "--json", "--no-learn-file", env=env)
+    assert r.returncode == 0 and "context_steps" not in json.loads(r.stdout), r.stderr
+    r = run_cli("prove", "--statement", "Theorem t : forall m : nat, m + 0 = m.", "--json", env=env)
+    assert r.returncode == 0 and "context_steps" not in json.loads(r.stdout), r.stderr
+
+
 def test_the_repl_does_not_build_the_models_on_start(cache, tmp_path):
     """An editor starts the REPL: with no models built it answers at once with the portfolio (building would
     take 25 minutes), and with models built its default is combined."""

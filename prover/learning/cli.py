@@ -182,7 +182,18 @@ def cmd_models_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def resolve_learned(args: argparse.Namespace, console: Console) -> None:
-    """Fill in the default generator and the default models' paths, building the models on first use."""
+    """Fill in the default generator and the default models' paths, building the models on first use;
+    then whether the proofs before a file theorem are learned (--learn-file: on by default with a learned
+    generator for Coq, "auto": where there is a file)."""
+    from ..components import LEARNED_GENERATORS
+
+    _resolve_generator(args, console)
+    if getattr(args, "learn_file", False) is None:
+        learned = args.generator in LEARNED_GENERATORS and getattr(args, "backend", "coq") == "coq"
+        args.learn_file = "auto" if learned else False
+
+
+def _resolve_generator(args: argparse.Namespace, console: Console) -> None:
     from ..components import LEARNED_GENERATORS, default_generator
     from ..corpus.build import CorpusError
     from ..corpus.sources import SourceError
