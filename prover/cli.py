@@ -602,8 +602,7 @@ def cmd_prove(args: argparse.Namespace, console: Console) -> int:
     config = search_config(args)
     generator = _make_generator(args, console)
     context = None
-    # "auto" (the default with a learned generator) learns the file when there is one; a statement has none
-    if args.learn_file is True or (args.learn_file == "auto" and getattr(theorem, "document", None) is not None):
+    if args.learn_file:
         context = _learn_file(args, theorem, generator, console)
     flags = _statement_flags(args) if span is None and args.backend == "coq" else ()
     options = backend_options(args, flags=flags)
@@ -862,7 +861,7 @@ def _run_suite(args: argparse.Namespace, console: Console, make_suite) -> int:
     warn_about_hammer(args, options, console)
     spec = RunSpec(args.backend, args.generator, args.tactics, search_config(args), options, args.seed,
                    grace=args.grace, model=model_options(args), online=args.online, trees=args.trees,
-                   learn_file=args.learn_file is True or (args.learn_file == "auto" and args.command == "bench"))
+                   learn_file=args.learn_file)
     names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
     ray = args.ray_address or args.ray
     try:

@@ -76,7 +76,7 @@ def test_the_default_learns_the_proofs_above_a_file_theorem(cache, tmp_path):
 
 def test_the_repl_does_not_build_the_models_on_start(cache, tmp_path):
     """An editor starts the REPL: with no models built it answers at once with the portfolio (building would
-    take 25 minutes), and with models built its default is combined."""
+    take minutes), and with models built its default is combined."""
     statement = "Theorem t : forall a b : nat, a + b = b + a."
     empty = tmp_path / "empty"
     for root, expected in ((empty, "portfolio"), (cache, "combined")):

@@ -184,13 +184,14 @@ def cmd_models_info(args: argparse.Namespace, console: Console) -> int:
 def resolve_learned(args: argparse.Namespace, console: Console) -> None:
     """Fill in the default generator and the default models' paths, building the models on first use;
     then whether the proofs before a file theorem are learned (--learn-file: on by default with a learned
-    generator for Coq, "auto": where there is a file)."""
+    generator for Coq where theorems come from files: `prove FILE` and `bench coqlib`)."""
     from ..components import LEARNED_GENERATORS
 
     _resolve_generator(args, console)
     if getattr(args, "learn_file", False) is None:
         learned = args.generator in LEARNED_GENERATORS and getattr(args, "backend", "coq") == "coq"
-        args.learn_file = "auto" if learned else False
+        from_files = getattr(args, "file", None) is not None or getattr(args, "command", None) == "bench"
+        args.learn_file = learned and from_files
 
 
 def _resolve_generator(args: argparse.Namespace, console: Console) -> None:
@@ -213,7 +214,7 @@ def _resolve_generator(args: argparse.Namespace, console: Console) -> None:
         return
     models = default_models()
     if not models.ready:
-        # An editor must not wait for a 25-minute build when it starts the REPL: the implicit default
+        # An editor must not wait for the build when it starts the REPL: the implicit default
         # there is the model-free portfolio until the models are built.
         quiet_default = not explicit and not needs_value and getattr(args, "command", None) == "repl"
         if build_allowed() and not quiet_default:
