@@ -77,6 +77,12 @@ class GoalShape:
         return out
 
 
+# Unfolds Rabs and destructs each Rcase_abs, in the goal and in the hypotheses, so that nra sees
+# plain inequalities in every case (4 of miniF2F-rocq valid's failures with Rabs).
+RABS_CASES = ("unfold Rabs in *; repeat match goal with |- context [Rcase_abs ?x] => destruct (Rcase_abs x) "
+              "| H : context [Rcase_abs ?x] |- _ => destruct (Rcase_abs x) end; nra")
+
+
 def coq_tactics(shape: GoalShape) -> list[str]:
     """Ranked tactics for one goal shape."""
     if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
@@ -117,6 +123,8 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out += ["left", "right"]
     if real:
         out += ["psatz R 2", "field_simplify; lra", "field_simplify; nra"]
+    if shape.mentions("Rabs"):  # every absolute value split into its two cases, then arithmetic
+        out.append(RABS_CASES)
     out += ["vm_compute; reflexivity", "simpl; lia", "easy", "sauto", "auto with *", "intuition",
             "simpl in *", "exfalso"]
     for var in shape.variables("nat")[:2]:
