@@ -195,6 +195,17 @@ def test_full_check_accepts_a_real_proof_and_its_file_compiles(coq, tmp_path):
     assert subprocess.run(["coqc", "-q", "Again.v"], cwd=tmp_path).returncode == 0
 
 
+def test_statements_get_the_arithmetic_libraries_and_the_check_compiles_with_them(coq):
+    # (19^19 + 99^99) mod 10 in unary nat is out of reach; ZifyNat moves it to Z, where lia computes it.
+    th = Theorem("last_digit", "Theorem last_digit : (19 ^ 19 + 99 ^ 99) mod 10 = 8.")
+    assert isinstance(coq.apply(coq.open(th), "lia", 10), Finished)
+    result = coq.check(th, ["lia"])
+    assert result.ok, result.message
+    assert "ZifyNat" in result.source and result.axioms == ()
+    with CoqBackend(CoqConfig(statement_libraries="")) as bare:
+        assert isinstance(bare.apply(bare.open(th), "lia", 10), Failed)
+
+
 def test_full_check_lists_standard_axioms_over_the_reals(coq):
     th = Theorem("r", "Theorem r : forall x y : R, (x + y) ^ 2 = x ^ 2 + 2 * x * y + y ^ 2.",
                  "Require Import Reals. Open Scope R_scope.")

@@ -11,6 +11,7 @@ import pytest
 from prover.backends.base import Theorem
 from prover.backends.coq.backend import CoqBackend, CoqConfig
 from prover.models.base import Candidate, Generator, rank_candidates
+from prover.models.coq_portfolio import CoqPortfolio
 from prover.models.portfolio import PortfolioGenerator
 from prover.search.best_first import SearchConfig, search, step_cost
 from prover.search.tree import EdgeKind, SearchTree, Status
@@ -28,8 +29,8 @@ def coq():
 
 def assert_compiles(theorem: Theorem, proof: str, tmp_path):
     """The printed proof, pasted after the statement, passes coqc."""
-    (tmp_path / "Pasted.v").write_text(f"Require Import Lia Lra Psatz Ring Field.\nFrom Hammer Require Import "
-                                       f"Tactics.\n{theorem.header}\n{theorem.statement}\n{proof}\n")
+    (tmp_path / "Pasted.v").write_text(f"{CoqConfig().statement_prelude}\n{theorem.header}\n"
+                                       f"{theorem.statement}\n{proof}\n")
     run = subprocess.run(["coqc", "-q", "Pasted.v"], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -59,6 +60,20 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
            "Axiom cheat : False.", "intros. Admitted.", "Unset Guard Checking.", "fix IH 1",
            "exact IH", "intros; exfalso; admit", "Drop.", "Require Import Classical.", "idtac. Admitted.",
            "apply IH", "auto"]
+
+
+@pytest.mark.parametrize("theorem,step", [
+    # nat mod by a constant: lia decides it with the statement libraries (ZifyNat), not without.
+    (Theorem("mod_lin", "Theorem mod_lin : forall n : nat, n mod 7 = 5 -> (5 * n) mod 7 = 4."), "lia"),
+    # Absolute values: no single arithmetic tactic closes it before each Rabs is split into its cases.
+    (Theorem("abs_cases", "Theorem abs_cases : forall a : R, 1 / 5 * Rabs (9 + 2 * a) < 1 -> -7 < a /\\ a < -2.",
+             "Require Import Reals. Open Scope R_scope."), "Rcase_abs"),
+])
+def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
+    result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)
+    assert result.proved, result.failure_message
+    assert any(step in t for t in result.tactics), result.tactics
+    assert_compiles(theorem, result.proof, tmp_path)
 
 
 def test_false_statement_with_escaping_tactics_is_never_proved(coq, tmp_path):
