@@ -83,6 +83,14 @@ RABS_CASES = ("unfold Rabs in *; repeat match goal with |- context [Rcase_abs ?x
               "| H : context [Rcase_abs ?x] |- _ => destruct (Rcase_abs x) end; nra")
 
 
+# Clears the denominators of every equation and of the goal (field_simplify_eq), proving each
+# denominator nonzero from a hypothesis `u <> v` (or by lra), then nra on the polynomial problem: the
+# usual first move on competition algebra over R (7 of miniF2F-rocq valid's failures with `/`).
+_NONZERO = "first [ assumption | (intro; match goal with Hn : _ <> _ |- _ => apply Hn; lra end) | lra ]"
+CLEAR_DENOMINATORS = ("repeat match goal with H : context [ _ / _ ] |- _ => field_simplify_eq in H; "
+                      f"[ {_NONZERO} .. | ] end; try (field_simplify_eq; [ | {_NONZERO} .. ]); nra")
+
+
 def coq_tactics(shape: GoalShape) -> list[str]:
     """Ranked tactics for one goal shape."""
     if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
@@ -99,6 +107,8 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out += ["lia", "nia"]
     if real:
         out += ["lra", "field", "nra"]
+        if "/" in shape.text:
+            out.append(CLEAR_DENOMINATORS)
     out += ["reflexivity", "ring"]
     if complex_:
         out += ["apply injective_projections; simpl; lra", "apply injective_projections; simpl; ring",
