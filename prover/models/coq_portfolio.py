@@ -133,6 +133,8 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out += ["left", "right"]
     if real:
         out += ["psatz R 2", "field_simplify; lra", "field_simplify; nra"]
+    if re.match(r"sqrt\b.* = ", c):  # sqrt x = y from y * y = x, 0 <= x, 0 <= y
+        out.append("apply sqrt_lem_1; nra")
     if shape.mentions("Rabs"):  # every absolute value split into its two cases, then arithmetic
         out.append(RABS_CASES)
     out += ["vm_compute; reflexivity", "simpl; lia", "easy", "sauto", "auto with *", "intuition",
