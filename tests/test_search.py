@@ -68,6 +68,11 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
     # Absolute values: no single arithmetic tactic closes it before each Rabs is split into its cases.
     (Theorem("abs_cases", "Theorem abs_cases : forall a : R, 1 / 5 * Rabs (9 + 2 * a) < 1 -> -7 < a /\\ a < -2.",
              "Require Import Reals. Open Scope R_scope."), "Rcase_abs"),
+    # A hypothesis with denominators: cleared with their nonzero side goals from x <> 0, then nra.
+    (Theorem("clear_den", "Theorem clear_den : forall x : R, x <> 0 -> 3 + 1 / x = 7 / x -> x = 2.",
+             "Require Import Reals. Open Scope R_scope."), "field_simplify_eq in H"),
+    (Theorem("sqrt_eq", "Theorem sqrt_eq : forall x y : R, x + y = 13 -> x * y = 24 -> sqrt (x ^ 2 + y ^ 2) = 11.",
+             "Require Import Reals. Open Scope R_scope."), "sqrt_lem_1"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)
