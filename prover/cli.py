@@ -674,11 +674,14 @@ def _learn_file(args: argparse.Namespace, theorem, generator, console: Console) 
         with console.status("learning the proofs before the theorem in its file"):
             context = earlier_proof_steps(theorem)
     learned = generator.learn(context.steps)
+    lemmas = generator.learn_lemmas(context.lemmas)
     if not quiet:
-        console.print(f"learned {learned} proof steps written before {theorem.name} ({context.seconds:.1f} s)"
+        console.print(f"learned {learned} proof steps and {lemmas} lemmas written before {theorem.name} "
+                      f"({context.seconds:.1f} s)"
                       + (f"; tracing stopped early: {context.error}" if context.error else ""), highlight=False,
                       soft_wrap=True)
-    return {"context_steps": learned, "context_seconds": round(context.seconds, 2), "context_error": context.error}
+    return {"context_steps": learned, "context_lemmas": lemmas, "context_seconds": round(context.seconds, 2),
+            "context_error": context.error}
 
 
 def _make_generator(args: argparse.Namespace, console: Console):

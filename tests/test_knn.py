@@ -289,6 +289,33 @@ def test_learn_file_traces_only_the_proofs_before_the_theorem(coq_slice, tmp_pat
     assert context.error is None
     expected = [(s.goals, s.tactic) for r, ss in ordered if r.line < target.line for s in ss]
     assert context.steps == expected and expected
+    # The lemmas above it, by name, each with the state its proof starts from.
+    lemmas = [(r.name, ss[0].goals) for r, ss in ordered if r.line < target.line and ss]
+    assert context.lemmas == lemmas and lemmas
+
+
+def test_a_lemma_proved_above_in_the_file_is_offered_by_name(coq_slice, model_file):
+    """Zbool's Zeq_bool_eq is proved by `apply Zeq_is_eq_bool`, a lemma of the same (held-out) file: no
+    proof the model has seen names it, so retrieval alone cannot propose it; the file's lemmas can."""
+    from prover.backends.coq.document import CoqDocument
+    from prover.learning.context import earlier_proof_steps
+
+    records = by_theorem(coq_slice, "Coq.ZArith.Zbool")
+    record, proof = records["Coq.ZArith.Zbool.Zeq_bool_eq"]
+    assert proof[0].tactic == "apply Zeq_is_eq_bool."
+    context = earlier_proof_steps(CoqDocument.read(coq_root() / "theories/ZArith/Zbool.v", flags=())
+                                  .theorem("Zeq_bool_eq"))
+    assert "Zeq_is_eq_bool" in [name for name, _ in context.lemmas]
+    generator = KnnGenerator.load(model_file)
+    goals = proof[0].goals
+    assert not any("Zeq_is_eq_bool" in c.tactic for c in generator.generate(goals, 32))
+    mark = generator.checkpoint()
+    assert generator.learn_lemmas(context.lemmas) == len(context.lemmas)
+    offered = [c.tactic for c in generator.generate(goals, 32)]
+    assert "apply Zeq_is_eq_bool" in offered[:8], offered
+    assert all(c.logprob <= 0 for c in generator.generate(goals, 32))
+    generator.rollback(mark)  # the next theorem, of another file, does not see them
+    assert not any("Zeq_is_eq_bool" in c.tactic for c in generator.generate(goals, 32))
 
 
 def test_a_coqlib_run_learns_each_theorems_file_for_that_theorem(model_file, tmp_path):
@@ -308,6 +335,7 @@ def test_rollback_forgets_what_was_learned_for_one_theorem(coq_slice, model_file
     held = [(s.goals, s.tactic) for s in steps(coq_slice, "test") if usable_tactic(s.tactic)]
     probe = held[:20]
     before = [generator.generate(g, 8) for g, _ in probe]
+    start = generator.checkpoint()
     size = generator.model.size
     generator.learn(held[:5])  # permanent (online)
     kept = [generator.generate(g, 8) for g, _ in probe]
@@ -317,5 +345,5 @@ def test_rollback_forgets_what_was_learned_for_one_theorem(coq_slice, model_file
     generator.rollback(mark)
     assert generator.model.size == size + 5
     assert [generator.generate(g, 8) for g, _ in probe] == kept
-    generator.rollback(size)
+    generator.rollback(start)
     assert [generator.generate(g, 8) for g, _ in probe] == before

@@ -5,16 +5,18 @@ the proofs written just before it (its published stdlib numbers are in this sett
 the file before the theorem's statement (nothing of the theorem itself or after it) is copied into a
 private directory under the file's own name and traced with the corpus tracer
 (``prover/corpus/trace.py``); its proof states and tactics join the generator for this theorem only
-(``Generator.checkpoint`` / ``rollback``), so what one theorem's file holds never reaches another's.
+(``Generator.checkpoint`` / ``rollback``), so what one theorem's file holds never reaches another's. The
+lemmas themselves (name, the state their proof starts from) go with them: a generator can then propose
+using them (``prover/learning/premises.py``).
 """
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..corpus.records import Step
+from ..corpus.records import Step, TheoremRecord
 from ..corpus.sources import Source
 from ..corpus.trace import TraceOptions, trace_file
 
@@ -24,6 +26,7 @@ class FileContextSteps:
     steps: list[tuple[str, str]]  # (goals, tactic) of the proofs before the theorem, in file order
     seconds: float
     error: str | None = None  # why tracing stopped early (the steps before it are kept)
+    lemmas: list[tuple[str, str]] = field(default_factory=list)  # (name, goals at its proof's start)
 
 
 def earlier_proof_steps(theorem, timeout: float = 600.0) -> FileContextSteps | None:
@@ -40,4 +43,7 @@ def earlier_proof_steps(theorem, timeout: float = 600.0) -> FileContextSteps | N
         source = Source(str(copy), document.module, "", tuple(document.flags))
         trace = trace_file(source, TraceOptions(sentence_timeout=timeout))
     steps = [(r.goals, r.tactic) for r in trace.records if isinstance(r, Step)]
-    return FileContextSteps(steps, time.monotonic() - start, trace.error)
+    names = {r.theorem: r.name for r in trace.records if isinstance(r, TheoremRecord)}
+    lemmas = [(names[r.theorem], r.goals) for r in trace.records
+              if isinstance(r, Step) and r.index == 0 and r.theorem in names]
+    return FileContextSteps(steps, time.monotonic() - start, trace.error, lemmas)

@@ -52,6 +52,11 @@ class Generator(ABC):
         cannot learn ignore them; returns how many steps were taken in."""
         return 0
 
+    def learn_lemmas(self, lemmas: list[tuple[str, str]]) -> int:
+        """The lemmas proved before a theorem in its file, as (name, the state their proof starts from):
+        generators that can use a lemma by name take them in; returns how many."""
+        return 0
+
     def checkpoint(self) -> object:
         """A mark of what the generator has learned so far (see ``rollback``)."""
         return None

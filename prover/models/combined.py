@@ -52,6 +52,9 @@ class CombinedGenerator(Generator):
     def learn(self, steps: list[tuple[str, str]]) -> int:
         return max((g.learn(steps) for g, _ in self.parts), default=0)
 
+    def learn_lemmas(self, lemmas: list[tuple[str, str]]) -> int:
+        return max((g.learn_lemmas(lemmas) for g, _ in self.parts), default=0)
+
     def checkpoint(self) -> object:
         return tuple(g.checkpoint() for g, _ in self.parts)
 

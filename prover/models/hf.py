@@ -423,6 +423,9 @@ class MixGenerator(Generator):
     def learn(self, steps: list[tuple[str, str]]) -> int:
         return max(self.model.learn(steps), self.portfolio.learn(steps))
 
+    def learn_lemmas(self, lemmas: list[tuple[str, str]]) -> int:
+        return max(self.model.learn_lemmas(lemmas), self.portfolio.learn_lemmas(lemmas))
+
     def checkpoint(self) -> object:
         return (self.model.checkpoint(), self.portfolio.checkpoint())
 

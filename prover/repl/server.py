@@ -63,6 +63,10 @@ class SharedGenerator(Generator):
         with self._lock:
             return self.inner.learn(steps)
 
+    def learn_lemmas(self, lemmas: list[tuple[str, str]]) -> int:
+        with self._lock:
+            return self.inner.learn_lemmas(lemmas)
+
     def checkpoint(self) -> object:
         with self._lock:
             return self.inner.checkpoint()

@@ -115,7 +115,9 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
         context = earlier_proof_steps(job.theorem)
         if context is not None:
             mark = generator.checkpoint()
-            record.update(context_steps=generator.learn(context.steps), context_seconds=round(context.seconds, 2),
+            record.update(context_steps=generator.learn(context.steps),
+                          context_lemmas=generator.learn_lemmas(context.lemmas),
+                          context_seconds=round(context.seconds, 2),
                           context_error=context.error)
     try:
         result = search(job.theorem, backend, generator, spec.search, scorer=make_scorer_for(spec.search))
