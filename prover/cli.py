@@ -173,7 +173,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="keep each theorem's search tree in DIR (training data for `prover train scorer`)")
     p.add_argument("--learn-file", action=argparse.BooleanOptionalAction, default=None,
                    help="before each theorem of a file (coqlib), trace the proofs written before it in its file "
-                        "and let the generator (knn, combined) learn them for that theorem, as Tactician does "
+                        "and let the generator (knn, combined) learn them for that theorem, as Tactician does, "
+                        "and offer the lemmas proved there by name (apply/rewrite) "
                         "(default: on for coqlib with knn or combined)")
 
 
@@ -239,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_options(p)
     p.add_argument("--learn-file", action=argparse.BooleanOptionalAction, default=None,
                    help="FILE mode: trace the proofs written before the theorem in FILE and let the generator "
-                        "(knn, combined) learn them first, as Tactician does (default: on for a theorem of a "
-                        "Coq file with knn or combined)")
+                        "(knn, combined) learn them first, as Tactician does, and offer the lemmas proved there "
+                        "by name (apply/rewrite) (default: on for a theorem of a Coq file with knn or combined)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON object with the result")
     out.add_argument("--write", action="store_true",
