@@ -347,3 +347,21 @@ def test_rollback_forgets_what_was_learned_for_one_theorem(coq_slice, model_file
     assert [generator.generate(g, 8) for g, _ in probe] == kept
     generator.rollback(start)
     assert [generator.generate(g, 8) for g, _ in probe] == before
+
+
+def test_local_premises_rank_by_rare_shared_features_and_prefer_the_nearer_lemma():
+    """The ranking on its own: features and idf given, so each expected order follows from the definition."""
+    from prover.learning.premises import LocalPremises
+
+    features = {"g": [1, 2, 3], "a": [1, 9], "b": [3, 8], "c": [1, 2, 3, 4], "d": [7]}
+    idf = {1: 0.1, 2: 5.0, 3: 0.1, 4: 0.1, 7: 1.0, 8: 0.1, 9: 0.1}
+    premises = LocalPremises(lambda text: np.array(features[text]), lambda h: np.array([idf[int(x)] for x in h]))
+    for name, text in [("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")]:
+        assert premises.add(name, text)
+    ranked = premises.rank("g", 4)
+    # c shares the rare feature 2; a and b share one common feature each, with the same mass: the later
+    # lemma (b) first; d shares nothing and is not offered.
+    assert [name for name, _ in ranked] == ["c", "b", "a"]
+    assert ranked[0][1] == pytest.approx(5.2 / 5.3) and 0 < ranked[2][1] < 1
+    premises.truncate(1)
+    assert [name for name, _ in premises.rank("g", 4)] == ["a"]
