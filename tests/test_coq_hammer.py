@@ -227,7 +227,8 @@ def test_hammer_alone_proves_a_library_lemma_goal_and_the_proof_checks_without_a
         refused = checker.check(LIST_THEOREM, ["hammer"])
         assert not refused.ok and "reconstruction" in refused.message
     # The written file compiles by itself.
-    (tmp_path / "Written.v").write_text(f"{SMALL_PRELUDE}\n{LIST_THEOREM.header}\n{LIST_THEOREM.statement}\n"
+    prelude = CoqConfig(prelude=SMALL_PRELUDE).statement_prelude  # what the check compiled it with
+    (tmp_path / "Written.v").write_text(f"{prelude}\n{LIST_THEOREM.header}\n{LIST_THEOREM.statement}\n"
                                         f"{result.proof}\n")
     compiled = subprocess.run(["coqc", "-q", "Written.v"], cwd=tmp_path, capture_output=True, text=True,
                               env={**os.environ, "PATH": coq_only_path(tmp_path / "bin2")})
