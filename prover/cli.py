@@ -664,7 +664,7 @@ def _file_info(result: SearchResult) -> dict:
 
 def _learn_file(args: argparse.Namespace, theorem, generator, console: Console) -> dict:
     """Let the generator learn the proofs written before the theorem in its file (--learn-file)."""
-    from .learning.context import earlier_proof_steps
+    from .learning.context import earlier_proof_steps, learn_context
 
     if getattr(theorem, "document", None) is None:
         raise ConfigError("--learn-file needs FILE --theorem NAME (a Coq file)")
@@ -674,15 +674,13 @@ def _learn_file(args: argparse.Namespace, theorem, generator, console: Console) 
     else:
         with console.status("learning the proofs before the theorem in its file"):
             context = earlier_proof_steps(theorem)
-    learned = generator.learn(context.steps)
-    lemmas = generator.learn_lemmas(context.lemmas)
+    learned = learn_context(generator, context)
     if not quiet:
-        console.print(f"learned {learned} proof steps and {lemmas} lemmas written before {theorem.name} "
-                      f"({context.seconds:.1f} s)"
+        console.print(f"learned {learned['context_steps']} proof steps and {learned['context_lemmas']} lemmas "
+                      f"written before {theorem.name} ({context.seconds:.1f} s)"
                       + (f"; tracing stopped early: {context.error}" if context.error else ""), highlight=False,
                       soft_wrap=True)
-    return {"context_steps": learned, "context_lemmas": lemmas, "context_seconds": round(context.seconds, 2),
-            "context_error": context.error}
+    return learned
 
 
 def _make_generator(args: argparse.Namespace, console: Console):

@@ -47,3 +47,9 @@ def earlier_proof_steps(theorem, timeout: float = 600.0) -> FileContextSteps | N
     lemmas = [(names[r.theorem], r.goals) for r in trace.records
               if isinstance(r, Step) and r.index == 0 and r.theorem in names]
     return FileContextSteps(steps, time.monotonic() - start, trace.error, lemmas)
+
+
+def learn_context(generator, context: FileContextSteps) -> dict:
+    """Let the generator take in a file's earlier proofs and lemmas; returns what a result records."""
+    return {"context_steps": generator.learn(context.steps), "context_lemmas": generator.learn_lemmas(context.lemmas),
+            "context_seconds": round(context.seconds, 2), "context_error": context.error}

@@ -57,13 +57,16 @@ class LocalPremises:
         query = np.unique(np.asarray(self._features(goals), dtype=np.int64))
         if len(query) == 0:
             return []
+        query_idf = self._idf(query)
+        query_mass = float(query_idf.sum())
         scored: dict[str, tuple[float, int]] = {}
         for position, p in enumerate(self.premises):
-            shared = np.intersect1d(query, p.features, assume_unique=True)
-            if len(shared) == 0:
+            in_premise = np.isin(query, p.features, assume_unique=True)
+            if not in_premise.any():
                 continue
-            union = np.union1d(query, p.features)
-            sim = float(self._idf(shared).sum() / max(self._idf(union).sum(), 1e-12))
-            scored[p.name] = (sim, position)  # a name declared twice: the later one is in scope
+            shared = float(query_idf[in_premise].sum())
+            union = query_mass + float(self._idf(p.features).sum()) - shared
+            # A name declared twice: the later one is the one in scope.
+            scored[p.name] = (shared / max(union, 1e-12), position)
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))[:k]
         return [(name, sim) for name, (sim, _) in ranked]

@@ -110,15 +110,12 @@ def prove_job(job: Job, spec: RunSpec, backend, generator) -> dict:
         generator.learn(list(job.learn))
     mark = None
     if spec.learn_file:
-        from ..learning.context import earlier_proof_steps
+        from ..learning.context import earlier_proof_steps, learn_context
 
         context = earlier_proof_steps(job.theorem)
         if context is not None:
             mark = generator.checkpoint()
-            record.update(context_steps=generator.learn(context.steps),
-                          context_lemmas=generator.learn_lemmas(context.lemmas),
-                          context_seconds=round(context.seconds, 2),
-                          context_error=context.error)
+            record.update(learn_context(generator, context))
     try:
         result = search(job.theorem, backend, generator, spec.search, scorer=make_scorer_for(spec.search))
         if spec.trees and result.tree is not None:
