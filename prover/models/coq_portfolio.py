@@ -91,6 +91,44 @@ CLEAR_DENOMINATORS = ("repeat match goal with H : context [ _ / _ ] |- _ => fiel
                       f"[ {_NONZERO} .. | ] end; try (field_simplify_eq; [ | {_NONZERO} .. ]); nra")
 
 
+# Splits every complex equation (Coquelicot's C = R * R) into its real and imaginary parts, and the
+# goal into its components, then nra: 5 of miniF2F-rocq valid's 10 failures over C, one shot.
+COMPLEX_PARTS = ("repeat match goal with H : @eq C _ _ |- _ => let a := fresh in let b := fresh in "
+                 "assert (a := f_equal fst H); assert (b := f_equal snd H); simpl in a, b; clear H end; "
+                 "repeat split; apply injective_projections; simpl; nra")
+
+
+def _once_per_sqrt(t: str) -> str:
+    return (f"lazymatch goal with _ : sqrt {t} * sqrt {t} = {t} |- _ => fail | _ => assert (sqrt {t} * sqrt {t} = {t}) "
+            f"by (apply sqrt_sqrt; nra); pose proof (sqrt_pos {t}) end")
+
+
+# States `sqrt t * sqrt t = t` and `0 <= sqrt t` for every square root in sight (each once), then nra:
+# what nra needs to see a square root as a number (2 of valid's 23 failures with sqrt, one shot).
+SQRT_FACTS = (f"repeat match goal with |- context [sqrt ?t] => {_once_per_sqrt('t')} "
+              f"| _ : context [sqrt ?t] |- _ => {_once_per_sqrt('t')} end; subst; nra")
+
+
+# Logarithms of products, powers and exponentials taken apart (Rpower and logb unfolded), then lra,
+# or field with each `ln c <> 0` from c > 1 (2 of valid's 13 failures with ln/logb/Rpower, one shot).
+LOGARITHMS = ("try unfold logb in *; unfold Rpower in *; "
+              "repeat (rewrite ln_mult in * by (try apply pow_lt; try apply exp_pos; nra)); "
+              "repeat (rewrite ln_pow in * by nra); repeat rewrite ln_exp in *; simpl INR in *; "
+              "first [ lra | field; repeat split; apply Rgt_not_eq; rewrite <- ln_1; apply ln_increasing; lra ]")
+
+
+def _name_literal(where: str) -> str:
+    return (f"{where} => let v := eval vm_compute in (Z.of_nat (Nat.of_num_uint x)) in let k := fresh in "
+            "set (k := Nat.of_num_uint x) in *; assert (Z.of_nat k = v) by (subst k; vm_compute; reflexivity); "
+            "clearbody k")
+
+
+# A nat literal of 5000 or more is parsed (and printed) as `Nat.of_num_uint ...`, which zify cannot
+# read, so lia sees an unknown. Each one becomes a variable with its value in Z stated, then lia.
+LARGE_NAT_LITERALS = (f"repeat match goal with {_name_literal('H : context [Nat.of_num_uint ?x] |- _')} "
+                      f"| {_name_literal('|- context [Nat.of_num_uint ?x]')} end; lia")
+
+
 def coq_tactics(shape: GoalShape) -> list[str]:
     """Ranked tactics for one goal shape."""
     if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
@@ -98,13 +136,17 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     c = shape.conclusion
     real = shape.mentions("R") or "%R" in shape.text
     integer = shape.mentions("Z") or shape.mentions("nat") or "%Z" in shape.text or "%nat" in shape.text
-    complex_ = shape.mentions("C") or "%C" in shape.text
+    complex_ = shape.mentions("C") or shape.mentions("Ci") or shape.mentions("RtoC") or "%C" in shape.text
     hyp_types = " ".join(t for _, t in shape.hypotheses)
     out: list[str] = []
+    if complex_:
+        out.append(COMPLEX_PARTS)
     if _top_level(c, "<->"):
         out.append("split")
     if integer or not real:
         out += ["lia", "nia"]
+    if "Nat.of_num_uint" in shape.text:
+        out.append(LARGE_NAT_LITERALS)
     if real:
         out += ["lra", "field", "nra"]
         if "/" in shape.text:
@@ -135,6 +177,10 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out += ["psatz R 2", "field_simplify; lra", "field_simplify; nra"]
     if re.match(r"sqrt\b.* = ", c):  # sqrt x = y from y * y = x, 0 <= x, 0 <= y
         out.append("apply sqrt_lem_1; nra")
+    if shape.mentions("sqrt"):
+        out.append(SQRT_FACTS)
+    if shape.mentions("ln") or shape.mentions("logb") or shape.mentions("Rpower"):
+        out.append(LOGARITHMS)
     if shape.mentions("Rabs"):  # every absolute value split into its two cases, then arithmetic
         out.append(RABS_CASES)
     out += ["vm_compute; reflexivity", "simpl; lia", "easy", "sauto", "auto with *", "intuition",
