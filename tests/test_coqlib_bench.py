@@ -52,6 +52,8 @@ def test_a_killed_run_resumes_with_one_line_per_theorem(run):
     assert 1 <= first < len(NAMES)
     config, results = lines(out)
     assert config["benchmark"] == "coqlib" and config["split"] == "test" and config["sample"] == "coqlib-test.jsonl"
+    # Time is the budget: the state cap is the benchmark's guard, not miniF2F's 100.
+    assert config["budgets"]["timeout"] == 10 and config["budgets"]["max_expansions"] == coqlib.MAX_EXPANSIONS
     assert sorted(r["name"] for r in results) == sorted(NAMES)
     by_name = {r["name"]: r for r in results}
     for r in results:
@@ -86,6 +88,19 @@ def test_report_groups_by_library_and_shows_the_published_anchors(run):
     text = " ".join(r.stdout.split())
     assert "split test" in text and "Coq" in text
     assert "CoqHammer" in text and "40.8%" in text and "Tactician" in text and "56.7%" in text
+
+
+def test_the_benchmark_budget_is_a_minute_of_search_and_minif2f_keeps_its_own():
+    from prover.cli import build_parser
+    from prover.search.best_first import SearchConfig
+
+    bench = build_parser().parse_args(["bench", "coqlib", "--out", "x.jsonl"])
+    assert (bench.timeout, bench.max_expansions) == (60.0, coqlib.MAX_EXPANSIONS)
+    assert coqlib.MAX_EXPANSIONS > 10 * SearchConfig().max_expansions
+    given = build_parser().parse_args(["bench", "coqlib", "--out", "x.jsonl", "--max-expansions", "50"])
+    assert given.max_expansions == 50
+    minif2f = build_parser().parse_args(["minif2f", "--out", "x.jsonl"])
+    assert (minif2f.timeout, minif2f.max_expansions) == (SearchConfig().timeout, SearchConfig().max_expansions)
 
 
 def test_a_theorem_sees_only_what_comes_before_it():

@@ -73,6 +73,17 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
              "Require Import Reals. Open Scope R_scope."), "field_simplify_eq in H"),
     (Theorem("sqrt_eq", "Theorem sqrt_eq : forall x y : R, x + y = 13 -> x * y = 24 -> sqrt (x ^ 2 + y ^ 2) = 11.",
              "Require Import Reals. Open Scope R_scope."), "sqrt_lem_1"),
+    # A square root of a number: nra needs sqrt 9 * sqrt 9 = 9 and 0 <= sqrt 9 stated.
+    (Theorem("sqrt_facts", "Theorem sqrt_facts : forall x : R, x = 3 * sqrt 9 - 8 -> x = 1.",
+             "Require Import Reals. Open Scope R_scope."), "sqrt_sqrt"),
+    # Logarithms of products and powers taken apart, then linear arithmetic on ln x and ln y.
+    (Theorem("logs", "Theorem logs : forall x y : R, 0 < x -> 0 < y -> ln (x * y ^ 3) = 1 -> "
+             "ln (x ^ 2 * y) = 1 -> ln (x * y) = 3 / 5.", "Require Import Reals. Open Scope R_scope."), "ln_mult"),
+    # Complex equations (Coquelicot) split into real and imaginary parts.
+    (Theorem("cparts", "Theorem cparts : forall x e : C, x + e = 7 -> 2 * x + e = 3 -> e = 11 /\\ x = -4.",
+             "Require Import Reals Coquelicot.Coquelicot. Open Scope C_scope."), "f_equal fst"),
+    # 39500 is a nat literal lia cannot read (Nat.of_num_uint) until it is named with its value in Z.
+    (Theorem("big_nat", "Theorem big_nat : forall n : nat, 123 * n + 17 = 39500 -> n = 321."), "Nat.of_num_uint"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)
