@@ -21,7 +21,7 @@ from .backends.process import TempRoot
 from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .backends.coq.hammer import HammerConfig
-from .runs import coqlib
+from .runs.budgets import COQLIB_MAX_EXPANSIONS, COQLIB_TIMEOUT
 from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError,
                          ModelOptions, check_generator, cores_per_worker, hammer_warning, make_backend,
                          make_generator, make_scorer_for)
@@ -325,10 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", choices=("test",), default="test", help="benchmark split (default %(default)s)")
     add_run_options(q)
     add_search_options(q)
-    # The benchmark's budget is time (60 s a theorem, as CoqHammer's and Tactician's published runs):
-    # a cap of 100 states stopped 21 of 129 theorems within 4-39 s, with most of their minute unused.
-    q.set_defaults(run=cmd_bench_coqlib, backend="coq", timeout=coqlib.TIMEOUT,
-                   max_expansions=coqlib.MAX_EXPANSIONS)
+    q.set_defaults(run=cmd_bench_coqlib, backend="coq", timeout=COQLIB_TIMEOUT,  # the budget is time
+                   max_expansions=COQLIB_MAX_EXPANSIONS)
 
     v = sub.add_parser("verify", help="re-check every proved line of results files from scratch")
     v.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
