@@ -129,6 +129,45 @@ LARGE_NAT_LITERALS = (f"repeat match goal with {_name_literal('H : context [Nat.
                       f"| {_name_literal('|- context [Nat.of_num_uint ?x]')} end; lia")
 
 
+# A nat variable that nia bounds (by 12, else 40) is split into its cases, each closed by nia: the
+# "case on the small unknown" of competition number theory (3 of valid's failures, one shot).
+BOUNDED_NAT_CASES = ("match goal with v : nat |- _ => first [ assert (v <= 12) by nia | assert (v <= 40) by nia ]; "
+                     "let rec go v := destruct v as [|v]; [ nia | first [ lia | go v ] ] in go v end")
+
+# Functions given by equations are rewritten under `map`, then the closed list is computed.
+DEFINITIONS_UNDER_MAP = ("repeat match goal with H : forall n, ?f n = _ |- context [map ?f ?l] => "
+                         "rewrite (map_ext _ _ H) end; vm_compute; reflexivity")
+
+# Closed folds over lists in the hypotheses (sums of `seq`) computed to their value, then lia.
+CLOSED_FOLDS = ("repeat match goal with H : exists _, _ |- _ => destruct H end; "
+                "repeat match goal with H : context [fold_right ?f ?a ?l] |- _ => "
+                "let v := eval vm_compute in (fold_right f a l) in change (fold_right f a l) with v in H end; lia")
+
+# A polynomial identity over R (`forall x, p x = q x`) read at five points, the function
+# definitions rewritten in them, then nra: coefficients compared (4 of valid's failures, one shot).
+IDENTITY_AT_POINTS = ("match goal with H : forall x : R, _ |- _ => pose proof (H 0) as P0; pose proof (H 1) as P1; "
+                      "pose proof (H (-1)) as P2; pose proof (H 2) as P3; pose proof (H (-2)) as P4 end; "
+                      "repeat match goal with D : forall x : R, ?f x = _ |- _ => rewrite ?D in *; clear D end; nra")
+
+# Induction on a nat variable, both cases by nia (sums with a closed form).
+INDUCTION_ARITH = "match goal with n : nat |- _ => induction n; simpl in *; nia end"
+
+
+def _mod_of(op: str, lemma: str) -> str:  # rewrites (x op y) mod m once, not again inside its result
+    return (f"|- context [((?x {op} ?y) mod ?m)%Z] => lazymatch x with (_ mod _)%Z => fail "
+            f"| _ => rewrite ({lemma} x y m) by lia end")
+
+
+# An integer goal about `... mod m` (m at most 7): products and sums taken mod m, then a case for
+# each remainder of the variable, each computed.
+Z_REMAINDER_CASES = ("rewrite ?Z.pow_2_r in *; repeat match goal with "
+                     f"{_mod_of('*', 'Z.mul_mod')} | {_mod_of('+', 'Z.add_mod')} end; "
+                     "match goal with |- context [(?a mod ?m)%Z] => is_var a; "
+                     "pose proof (Z.mod_pos_bound a m ltac:(lia)); generalize dependent (a mod m); intros r ?; "
+                     "assert (r = 0 \\/ r = 1 \\/ r = 2 \\/ r = 3 \\/ r = 4 \\/ r = 5 \\/ r = 6) as hr by lia; "
+                     "repeat destruct hr as [hr|hr]; subst r; vm_compute; auto end")
+
+
 def coq_tactics(shape: GoalShape) -> list[str]:
     """Ranked tactics for one goal shape."""
     if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
@@ -147,10 +186,21 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out += ["lia", "nia"]
     if "Nat.of_num_uint" in shape.text:
         out.append(LARGE_NAT_LITERALS)
+    nats = shape.variables("nat")
+    if nats:
+        out.append(BOUNDED_NAT_CASES)
+    if shape.mentions("mod") and shape.mentions("Z"):
+        out.append(Z_REMAINDER_CASES)
+    if shape.mentions("map"):
+        out.append(DEFINITIONS_UNDER_MAP)
+    if shape.mentions("fold_right"):
+        out.append(CLOSED_FOLDS)
     if real:
         out += ["lra", "field", "nra"]
         if "/" in shape.text:
             out.append(CLEAR_DENOMINATORS)
+        if any(t.startswith("forall") and ": R," in t for _, t in shape.hypotheses):
+            out.append(IDENTITY_AT_POINTS)
     out += ["reflexivity", "ring"]
     if complex_:
         out += ["apply injective_projections; simpl; lra", "apply injective_projections; simpl; ring",
@@ -185,7 +235,9 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out.append(RABS_CASES)
     out += ["vm_compute; reflexivity", "simpl; lia", "easy", "sauto", "auto with *", "intuition",
             "simpl in *", "exfalso"]
-    for var in shape.variables("nat")[:2]:
+    if nats:
+        out.append(INDUCTION_ARITH)
+    for var in nats[:2]:
         out.append(f"induction {var}")
     if c.startswith("exists"):
         out.append("eexists")
