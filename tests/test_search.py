@@ -84,6 +84,25 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
              "Require Import Reals Coquelicot.Coquelicot. Open Scope C_scope."), "f_equal fst"),
     # 39500 is a nat literal lia cannot read (Nat.of_num_uint) until it is named with its value in Z.
     (Theorem("big_nat", "Theorem big_nat : forall n : nat, 123 * n + 17 = 39500 -> n = 321."), "Nat.of_num_uint"),
+    # (x + 1) * (y + 1) = 26 with 0 < y < x: y is bounded (by nia), each of its values closed by nia.
+    (Theorem("bounded", "Theorem bounded : forall x y : nat, 0 < y -> y < x -> x + y + x * y = 25 -> x = 12."),
+     "let rec go"),
+    # A square mod 4: the product taken mod 4, then one case per remainder of a.
+    (Theorem("rem", "Theorem rem : forall a : Z, a ^ 2 mod 4 = 0 \\/ a ^ 2 mod 4 = 1.",
+             "Require Import ZArith. Open Scope Z_scope."), "Z.mod_pos_bound"),
+    # f given by an equation, summed over a closed list: rewritten under map, then computed.
+    (Theorem("mapdefs", "Theorem mapdefs : forall f : nat -> nat, (forall n, f n = 3 * n + 1) -> "
+             "list_sum (map f (seq 0 10)) = 145.", "Require Import List."), "map_ext"),
+    # A closed sum in a hypothesis computed (66), then lia.
+    (Theorem("folds", "Theorem folds : forall x : nat, (exists k, k * 11 = fold_right plus 0 (seq 0 12) - x) -> "
+             "x <= 10 -> x = 0.", "Require Import List."), "change (fold_right"),
+    # Coefficients of a polynomial identity: read at points, then nra.
+    (Theorem("coeffs", "Theorem coeffs : forall a b : R, (forall x : R, (x + a) * (x + b) = x ^ 2 + 5 * x + 6) -> "
+             "a + b = 5.", "Require Import Reals. Open Scope R_scope."), "pose proof (H 0)"),
+    # A sum with a closed form: induction, each case by nia.
+    (Theorem("odds_square", "Theorem odds_square : forall n : nat, odds n = n * n.",
+             "Fixpoint odds (n : nat) : nat := match n with 0 => 0 | S m => odds m + 2 * m + 1 end."),
+     "simpl in *; nia"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)
