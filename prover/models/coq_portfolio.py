@@ -130,7 +130,7 @@ LARGE_NAT_LITERALS = (f"repeat match goal with {_name_literal('H : context [Nat.
 
 
 # A nat variable that nia bounds (by 12, else 40) is split into its cases, each closed by nia: the
-# "case on the small unknown" of competition number theory (3 of valid's failures, one shot).
+# "case on the small unknown" of competition number theory (2 of valid's failures, one shot).
 BOUNDED_NAT_CASES = ("match goal with v : nat |- _ => first [ assert (v <= 12) by nia | assert (v <= 40) by nia ]; "
                      "let rec go v := destruct v as [|v]; [ nia | first [ lia | go v ] ] in go v end")
 
