@@ -12,6 +12,7 @@ from prover.backends.base import Failed, Finished
 from prover.backends.coq.backend import CoqBackend
 from prover.corpus.records import is_held_out
 from prover.runs import coqlib
+from prover.runs.budgets import COQLIB_MAX_EXPANSIONS
 
 from .conftest import ROOT, cli_env, processes_with_marker, run_cli, wait_for
 
@@ -53,7 +54,7 @@ def test_a_killed_run_resumes_with_one_line_per_theorem(run):
     config, results = lines(out)
     assert config["benchmark"] == "coqlib" and config["split"] == "test" and config["sample"] == "coqlib-test.jsonl"
     # Time is the budget: the state cap is the benchmark's guard, not miniF2F's 100.
-    assert config["budgets"]["timeout"] == 10 and config["budgets"]["max_expansions"] == coqlib.MAX_EXPANSIONS
+    assert config["budgets"]["timeout"] == 10 and config["budgets"]["max_expansions"] == COQLIB_MAX_EXPANSIONS
     assert sorted(r["name"] for r in results) == sorted(NAMES)
     by_name = {r["name"]: r for r in results}
     for r in results:
@@ -95,8 +96,8 @@ def test_the_benchmark_budget_is_a_minute_of_search_and_minif2f_keeps_its_own():
     from prover.search.best_first import SearchConfig
 
     bench = build_parser().parse_args(["bench", "coqlib", "--out", "x.jsonl"])
-    assert (bench.timeout, bench.max_expansions) == (60.0, coqlib.MAX_EXPANSIONS)
-    assert coqlib.MAX_EXPANSIONS > 10 * SearchConfig().max_expansions
+    assert (bench.timeout, bench.max_expansions) == (60.0, COQLIB_MAX_EXPANSIONS)
+    assert COQLIB_MAX_EXPANSIONS > 10 * SearchConfig().max_expansions
     given = build_parser().parse_args(["bench", "coqlib", "--out", "x.jsonl", "--max-expansions", "50"])
     assert given.max_expansions == 50
     minif2f = build_parser().parse_args(["minif2f", "--out", "x.jsonl"])

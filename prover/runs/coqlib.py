@@ -24,7 +24,6 @@ from typing import Callable
 
 from ..backends.coq.document import CoqDocument, CoqFileTheorem, FileContextError
 from ..corpus.sources import Source, coq_root, library_sources
-from .budgets import COQLIB_MAX_EXPANSIONS as MAX_EXPANSIONS, COQLIB_TIMEOUT as TIMEOUT  # noqa: F401
 
 SPLITS = ("test",)
 SAMPLE_FILE = Path(__file__).resolve().parent / "data" / "coqlib-test.jsonl"
