@@ -103,6 +103,15 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
     (Theorem("odds_square", "Theorem odds_square : forall n : nat, odds n = n * n.",
              "Fixpoint odds (n : nat) : nat := match n with 0 => 0 | S m => odds m + 2 * m + 1 end."),
      "simpl in *; nia"),
+    # Divisibility for every n: induction, the quotient as the witness, powers split, then nia.
+    (Theorem("div_ind", "Theorem div_ind : forall n : nat, exists k, 6 ^ n + 4 = 5 * k."), "L / m"),
+    # Powers too large for unary nat (lia takes over 10 s): carried to Z, where they compute.
+    (Theorem("pow_mod", "Theorem pow_mod : 2023 ^ 2023 mod 9 = 7."), "Zpow_mod_correct"),
+    (Theorem("list_mod", "Theorem list_mod : fold_right plus 0 (map (fun k => 7 ^ k) (seq 1 12)) mod 1000 = 400.",
+             "Require Import List."), "cbn [List.seq"),
+    # Exact roots of numbers evaluated (sqrt 100 = 10, Rpower 8 (2/3) = 2 ^ 2) once f is rewritten.
+    (Theorem("roots", "Theorem roots : forall f : R -> R, (forall x, f x = sqrt (x ^ 2 + 36) + Rpower x (2 / 3)) -> "
+             "f 8 = 14.", "Require Import Reals. Open Scope R_scope."), "Rpower_mult"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)

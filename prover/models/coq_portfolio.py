@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from .base import Candidate, Generator
 
@@ -168,6 +169,167 @@ Z_REMAINDER_CASES = ("rewrite ?Z.pow_2_r in *; repeat match goal with "
                      "repeat destruct hr as [hr|hr]; subst r; vm_compute; auto end")
 
 
+def _witness(mul: str, scope: str) -> str:  # `exists k, L = m * k` (or `k * m`): the witness is L / m
+    return f"|- exists k, ?L = ({mul})%{scope} => exists (L / m)%{scope}"
+
+
+# `m divides f n` (nat or Z, as `exists k` or `divide`) by induction on n, with the quotient L / m as
+# the witness in each case: lia reasons about division by a constant, so the step case follows from
+# the hypothesis once powers are split (a^(S n) = a * a^n). A premise on n (0 < n) that the
+# hypothesis needs is met by a case on n.
+DIVISIBILITY_INDUCTION = (
+    "intros; try unfold Nat.divide in *; try unfold Z.divide in *; "
+    "match goal with n : nat |- _ => induction n as [|n IH] end; "
+    "[ | try (match goal with IH : _ -> exists _, _ |- _ => "
+    "destruct n; [ clear IH | specialize (IH ltac:(lia)) ] end) ]; "
+    "repeat match goal with H : exists _, _ |- _ => destruct H end; "
+    f"match goal with {_witness('?m * k', 'nat')} | {_witness('k * ?m', 'nat')} "
+    f"| {_witness('?m * k', 'Z')} | {_witness('k * ?m', 'Z')} end; "
+    "first [ vm_compute; reflexivity | exfalso; lia "
+    "| rewrite ?Nat.pow_add_r, ?Nat.pow_mul_r, ?Nat.pow_succ_r', ?Nat2Z.inj_succ in *; "
+    "rewrite ?Z.pow_succ_r in * by lia; nia ]")
+
+
+# A closed nat equation with large powers: unary nat cannot compute 1999 ^ 2000, so the equation is
+# carried to Z (binary), where vm_compute does it; a power mod m by modular exponentiation
+# (Zpow_facts comes with CoqHammer's Tactics in the statement prelude).
+CLOSED_NAT_IN_Z = ("apply Nat2Z.inj; repeat progress rewrite ?Nat2Z.inj_mod, ?Nat2Z.inj_div, ?Nat2Z.inj_pow, "
+                   "?Nat2Z.inj_mul, ?Nat2Z.inj_add; rewrite <- ?Zpow_facts.Zpow_mod_correct by lia; "
+                   "vm_compute; reflexivity")
+# The same after a closed list (seq, map, folds) is unfolded into its sum of terms.
+CLOSED_LIST_IN_Z = "cbn [List.seq List.map List.fold_right List.fold_left]; " + CLOSED_NAT_IN_Z
+
+
+def _closed_value(text: str) -> Fraction | None:
+    """Value of a closed arithmetic expression of numerals (+ - * / ^ and parentheses), else None."""
+    tokens = re.findall(r"\d+|[-+*/^()]|\S", text)
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def atom() -> Fraction:
+        t = take()
+        if t == "(":
+            v = sum_()
+            if take() != ")":
+                raise ValueError
+            return v
+        if t == "-":
+            return -power()
+        if t.isdigit():
+            return Fraction(int(t))
+        raise ValueError
+
+    def power() -> Fraction:
+        base = atom()
+        if peek() == "^":
+            take()
+            e = power()
+            if e.denominator != 1 or not 0 <= e <= 64:
+                raise ValueError
+            return base ** int(e)
+        return base
+
+    def product() -> Fraction:
+        v = power()
+        while peek() in ("*", "/"):
+            if take() == "*":
+                v *= power()
+            else:
+                d = power()
+                if d == 0:
+                    raise ValueError
+                v /= d
+        return v
+
+    def sum_() -> Fraction:
+        v = product()
+        while peek() in ("+", "-"):
+            v = v + product() if take() == "+" else v - product()
+        return v
+
+    try:
+        v = sum_()
+    except (ValueError, IndexError):
+        return None
+    return v if pos == len(tokens) else None
+
+
+def _atom_at(text: str, i: int) -> tuple[str, int] | None:
+    """The numeral or parenthesised expression starting at ``text[i]`` (its inside), and where it ends."""
+    if i < len(text) and text[i] == "(":
+        depth = 0
+        for j in range(i, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[j], 0)
+            if depth == 0:
+                return text[i + 1:j], j + 1
+        return None
+    num = re.match(r"\d+", text[i:])
+    return (num.group(), i + num.end()) if num else None
+
+
+def _arguments(text: str, head: str, count: int) -> list[tuple[str, ...]]:
+    """The first ``count`` arguments of each application of ``head`` whose arguments are atoms."""
+    out = []
+    for m in re.finditer(rf"\b{head}\s+", text):
+        args, i = [], m.end()
+        for _ in range(count):
+            atom = _atom_at(text, i)
+            if atom is None:
+                break
+            args.append(atom[0])
+            i = atom[1] + 1
+        if len(args) == count:
+            out.append(tuple(args))
+    return out
+
+
+def _exact_root(v: Fraction, q: int) -> Fraction | None:
+    if max(v.numerator.bit_length(), v.denominator.bit_length()) > 900:  # past float range
+        return None
+    num, den = round(v.numerator ** (1 / q)), round(v.denominator ** (1 / q))
+    for n in (num - 1, num, num + 1):
+        for d in (den - 1, den, den + 1):
+            if n >= 0 and d > 0 and Fraction(n, d) ** q == v:
+                return Fraction(n, d)
+    return None
+
+
+def _real(v: Fraction) -> str:
+    return f"({v.numerator})%R" if v.denominator == 1 else f"({v.numerator} / {v.denominator})%R"
+
+
+def closed_roots(shape: GoalShape) -> str | None:
+    """Rewrites each root of a number that is exact to its value, everywhere: sqrt (2 * 8 - 7) is 3,
+    Rpower 8 (2/3) is 2 ^ 2. A step of evaluating a function at a point; a root that appears once an
+    inner one is gone is rewritten on the next state."""
+    steps = []
+    for (arg,) in dict.fromkeys(_arguments(shape.text, "sqrt", 1)):
+        v = _closed_value(arg)
+        root = _exact_root(v, 2) if v is not None and v >= 0 else None
+        if root is not None:
+            steps.append(f"rewrite (sqrt_lem_1 ({arg})%R {_real(root)}) in * by lra")
+    for base, exponent in dict.fromkeys(_arguments(shape.text, "Rpower", 2)):
+        a, b = _closed_value(base), _closed_value(exponent)
+        if a is None or b is None or a <= 0 or b < 0 or b.denominator > 12:
+            continue
+        r = _exact_root(a, b.denominator)
+        if r is None or r == 0:
+            continue
+        p = b.numerator  # Rpower a (p/q) = r ^ p where a = r ^ q, by Rpower_mult and Rpower_pow
+        as_power = (f"replace ({base})%R with (Rpower {_real(r)} (INR {b.denominator})) "
+                    "by (rewrite Rpower_pow by lra; lra); rewrite Rpower_mult; " if b.denominator > 1 else "")
+        steps.append(f"replace (Rpower ({base})%R ({exponent})%R) with ({_real(r)} ^ {p})%R in * by "
+                     f"(rewrite <- (Rpower_pow {p} {_real(r)}) by lra; {as_power}f_equal; simpl; lra)")
+    return "; ".join(steps) or None
+
+
 def coq_tactics(shape: GoalShape) -> list[str]:
     """Ranked tactics for one goal shape."""
     if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
@@ -178,10 +340,16 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     complex_ = shape.mentions("C") or shape.mentions("Ci") or shape.mentions("RtoC") or "%C" in shape.text
     hyp_types = " ".join(t for _, t in shape.hypotheses)
     out: list[str] = []
+    roots = closed_roots(shape) if shape.mentions("sqrt") or shape.mentions("Rpower") else None
+    if roots:  # evaluating a square root is always progress, and cheap
+        out.append(roots)
     if complex_:
         out.append(COMPLEX_PARTS)
     if _top_level(c, "<->"):
         out.append("split")
+    if not shape.hypotheses and not real and re.search(r"\^|\bmod\b", c):  # before lia, which can take long
+        closed_list = any(shape.mentions(w) for w in ("seq", "map", "fold_right", "fold_left"))
+        out.append(CLOSED_LIST_IN_Z if closed_list else CLOSED_NAT_IN_Z)
     if integer or not real:
         out += ["lia", "nia"]
     if "Nat.of_num_uint" in shape.text:
@@ -195,6 +363,8 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out.append(DEFINITIONS_UNDER_MAP)
     if shape.mentions("fold_right"):
         out.append(CLOSED_FOLDS)
+    if nats and (c.startswith("exists") or "divide" in c or re.search(r"\(\S+ \| ", c)):
+        out.append(DIVISIBILITY_INDUCTION)
     if real:
         out += ["lra", "field", "nra"]
         if "/" in shape.text:
