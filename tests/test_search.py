@@ -105,6 +105,8 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
      "simpl in *; nia"),
     # Divisibility for every n: induction, the quotient as the witness, powers split, then nia.
     (Theorem("div_ind", "Theorem div_ind : forall n : nat, exists k, 6 ^ n + 4 = 5 * k."), "L / m"),
+    (Theorem("zdiv", "Theorem zdiv : forall n : nat, (7 | 8 ^ Z.of_nat n - 1)%Z.", "Require Import ZArith."),
+     "Z.pow_succ_r"),
     # Powers too large for unary nat (lia takes over 10 s): carried to Z, where they compute.
     (Theorem("pow_mod", "Theorem pow_mod : 2023 ^ 2023 mod 9 = 7."), "Zpow_mod_correct"),
     (Theorem("list_mod", "Theorem list_mod : fold_right plus 0 (map (fun k => 7 ^ k) (seq 1 12)) mod 1000 = 400.",
@@ -112,6 +114,13 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
     # Exact roots of numbers evaluated (sqrt 100 = 10, Rpower 8 (2/3) = 2 ^ 2) once f is rewritten.
     (Theorem("roots", "Theorem roots : forall f : R -> R, (forall x, f x = sqrt (x ^ 2 + 36) + Rpower x (2 / 3)) -> "
              "f 8 = 14.", "Require Import Reals. Open Scope R_scope."), "Rpower_mult"),
+    # A cubic solved: one case per rational root (1, 2, 3), the variable replaced by it (nra alone fails).
+    (Theorem("cubic", "Theorem cubic : forall a : R, a ^ 3 + 11 * a = 6 * a ^ 2 + 6 -> 1 < a < 3 -> a = 2.",
+             "Require Import Reals. Open Scope R_scope."), "Rmult_integral"),
+    # The definition is the later hypothesis: the identity is read from the other one, f (x + 1) = ...
+    (Theorem("shifted", "Theorem shifted : forall (a b : R) (f : R -> R), (forall x, f (x + 1) = 2 * x + 5) -> "
+             "(forall x, f x = a * x + b) -> a + b = 5.", "Require Import Reals. Open Scope R_scope."),
+     "pose proof (H 0)"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)

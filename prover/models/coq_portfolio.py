@@ -146,9 +146,10 @@ CLOSED_FOLDS = ("repeat match goal with H : exists _, _ |- _ => destruct H end; 
 
 # A polynomial identity over R (`forall x, p x = q x`) read at five points, the function
 # definitions rewritten in them, then nra: coefficients compared (4 of valid's failures, one shot).
+# All of it inside the match, so that a failure tries the next such hypothesis.
 IDENTITY_AT_POINTS = ("match goal with H : forall x : R, _ |- _ => pose proof (H 0) as P0; pose proof (H 1) as P1; "
-                      "pose proof (H (-1)) as P2; pose proof (H 2) as P3; pose proof (H (-2)) as P4 end; "
-                      "repeat match goal with D : forall x : R, ?f x = _ |- _ => rewrite ?D in *; clear D end; nra")
+                      "pose proof (H (-1)) as P2; pose proof (H 2) as P3; pose proof (H (-2)) as P4; "
+                      "repeat match goal with D : forall x : R, ?f x = _ |- _ => rewrite ?D in *; clear D end; nra end")
 
 # Induction on a nat variable, both cases by nia (sums with a closed form).
 INDUCTION_ARITH = "match goal with n : nat |- _ => induction n; simpl in *; nia end"
@@ -200,10 +201,23 @@ CLOSED_NAT_IN_Z = ("apply Nat2Z.inj; repeat progress rewrite ?Nat2Z.inj_mod, ?Na
 CLOSED_LIST_IN_Z = "cbn [List.seq List.map List.fold_right List.fold_left]; " + CLOSED_NAT_IN_Z
 
 
-def _closed_value(text: str) -> Fraction | None:
-    """Value of a closed arithmetic expression of numerals (+ - * / ^ and parentheses), else None."""
-    tokens = re.findall(r"\d+|[-+*/^()]|\S", text)
+Poly = dict[int, Fraction]  # degree -> coefficient, in one variable
+
+
+def _poly_mul(p: Poly, q: Poly) -> Poly:
+    out: Poly = {}
+    for i, a in p.items():
+        for j, b in q.items():
+            out[i + j] = out.get(i + j, Fraction(0)) + a * b
+    return {k: v for k, v in out.items() if v}
+
+
+def _polynomial(text: str) -> tuple[str | None, Poly] | None:
+    """``text`` as a polynomial with rational coefficients in at most one variable (numerals, one
+    name, + - * ^ and division by a number), with that variable's name; None for anything else."""
+    tokens = re.findall(r"\d+|[A-Za-z_][\w']*|[-+*/^()]|\S", text)
     pos = 0
+    names: set[str] = set()
 
     def peek() -> str | None:
         return tokens[pos] if pos < len(tokens) else None
@@ -213,7 +227,7 @@ def _closed_value(text: str) -> Fraction | None:
         pos += 1
         return tokens[pos - 1]
 
-    def atom() -> Fraction:
+    def atom() -> Poly:
         t = take()
         if t == "(":
             v = sum_()
@@ -221,44 +235,129 @@ def _closed_value(text: str) -> Fraction | None:
                 raise ValueError
             return v
         if t == "-":
-            return -power()
+            return {k: -c for k, c in power().items()}
         if t.isdigit():
-            return Fraction(int(t))
+            return {0: Fraction(int(t))} if int(t) else {}
+        if re.fullmatch(r"[A-Za-z_][\w']*", t):
+            names.add(t)
+            return {1: Fraction(1)}
         raise ValueError
 
-    def power() -> Fraction:
+    def power() -> Poly:
         base = atom()
         if peek() == "^":
             take()
             e = power()
-            if e.denominator != 1 or not 0 <= e <= 64:
+            if set(e) - {0} or e.get(0, 0).denominator != 1 or not 0 <= e.get(0, 0) <= 64:
                 raise ValueError
-            return base ** int(e)
+            out: Poly = {0: Fraction(1)}
+            for _ in range(int(e.get(0, 0))):
+                out = _poly_mul(out, base)
+                if max(out, default=0) > 8:
+                    raise ValueError
+            return out
         return base
 
-    def product() -> Fraction:
+    def product() -> Poly:
         v = power()
         while peek() in ("*", "/"):
             if take() == "*":
-                v *= power()
+                v = _poly_mul(v, power())
             else:
                 d = power()
-                if d == 0:
+                if set(d) != {0}:  # only division by a nonzero number
                     raise ValueError
-                v /= d
+                v = {k: c / d[0] for k, c in v.items()}
         return v
 
-    def sum_() -> Fraction:
+    def sum_() -> Poly:
         v = product()
         while peek() in ("+", "-"):
-            v = v + product() if take() == "+" else v - product()
+            sign = 1 if take() == "+" else -1
+            for k, c in product().items():
+                v[k] = v.get(k, Fraction(0)) + sign * c
+            v = {k: c for k, c in v.items() if c}
         return v
 
     try:
         v = sum_()
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, ZeroDivisionError):
         return None
-    return v if pos == len(tokens) else None
+    if pos != len(tokens) or len(names) > 1:
+        return None
+    return (names.pop() if names else None), v
+
+
+def _closed_value(text: str) -> Fraction | None:
+    """Value of a closed arithmetic expression of numerals (+ - * / ^ and parentheses), else None."""
+    parsed = _polynomial(text)
+    if parsed is None or parsed[0] is not None:
+        return None
+    return parsed[1].get(0, Fraction(0))
+
+
+def _divisors(n: int) -> list[int]:
+    n = abs(n)
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _rational_roots(p: Poly) -> list[Fraction] | None:
+    """All roots of ``p``, with multiplicity, when they are all rational; else None."""
+    roots: list[Fraction] = []
+    coeffs = [p.get(k, Fraction(0)) for k in range(max(p, default=0) + 1)]  # lowest degree first
+    while len(coeffs) > 1 and coeffs[0] == 0:
+        roots.append(Fraction(0))
+        coeffs = coeffs[1:]
+    while len(coeffs) > 1:
+        scale = math.lcm(*(c.denominator for c in coeffs))
+        ints = [int(c * scale) for c in coeffs]
+        if abs(ints[0]) > 10 ** 6 or abs(ints[-1]) > 10 ** 6:
+            return None
+        root = next((Fraction(sign * a, b) for a in _divisors(ints[0]) for b in _divisors(ints[-1])
+                     for sign in (1, -1)
+                     if sum(c * Fraction(sign * a, b) ** k for k, c in enumerate(coeffs)) == 0), None)
+        if root is None:
+            return None
+        roots.append(root)
+        quotient = [Fraction(0)] * (len(coeffs) - 1)  # synthetic division by (x - root)
+        carry = Fraction(0)
+        for k in range(len(coeffs) - 1, 0, -1):
+            carry = coeffs[k] + carry * root
+            quotient[k - 1] = carry
+        coeffs = quotient
+    return roots
+
+
+def roots_of_equations(shape: GoalShape) -> str | None:
+    """For each hypothesis that is a polynomial equation in one real variable whose roots are all
+    rational (a ^ 2 + 4 * a + 6 = 1 / 2 * a ^ 2 + a + 6), one case per root with the variable replaced
+    by it: solving the equation, the usual step before the rest is arithmetic."""
+    reals = set(shape.variables("R"))
+    steps = []
+    for name, typ in shape.hypotheses:
+        if "," in name or typ.count("=") != 1 or any(op in typ for op in ("<", ">")):
+            continue
+        lhs, rhs = typ.split("=")
+        left, right = _polynomial(lhs), _polynomial(rhs)
+        if left is None or right is None or len({left[0], right[0]} - {None}) != 1:
+            continue
+        var = left[0] or right[0]
+        poly = dict(left[1])
+        for k, c in right[1].items():
+            poly[k] = poly.get(k, Fraction(0)) - c
+        poly = {k: c for k, c in poly.items() if c}
+        if var not in reals or max(poly, default=0) < 2:
+            continue
+        roots = _rational_roots(poly)
+        if not roots:
+            continue
+        product = " * ".join(f"({var} - {_real(r)})" for r in roots)
+        steps.append(f"assert (Hr : {product} = 0) by nra; clear {name}; "
+                     "repeat (apply Rmult_integral in Hr; destruct Hr as [Hr|Hr]); "
+                     f"apply Rminus_diag_uniq in Hr; subst {var}")
+        break  # one equation per step: its cases are the new states
+    return steps[0] + "; try lra" if steps else None
 
 
 def _atom_at(text: str, i: int) -> tuple[str, int] | None:
@@ -366,7 +465,11 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     if nats and (c.startswith("exists") or "divide" in c or re.search(r"\(\S+ \| ", c)):
         out.append(DIVISIBILITY_INDUCTION)
     if real:
-        out += ["lra", "field", "nra"]
+        out.append("lra")
+        solved = roots_of_equations(shape)
+        if solved:
+            out.append(solved)
+        out += ["field", "nra"]
         if "/" in shape.text:
             out.append(CLEAR_DENOMINATORS)
         if any(t.startswith("forall") and ": R," in t for _, t in shape.hypotheses):
