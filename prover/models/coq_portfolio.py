@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .base import Candidate, Generator
+from .coq_numbers import closed_value, equation, exact_root, rational_roots
 
 _SEP = re.compile(r"^=+$", re.M)
 _HYP = re.compile(r"^([A-Za-z_][\w', ]*?) : (.*)$")
@@ -201,163 +202,25 @@ CLOSED_NAT_IN_Z = ("apply Nat2Z.inj; repeat progress rewrite ?Nat2Z.inj_mod, ?Na
 CLOSED_LIST_IN_Z = "cbn [List.seq List.map List.fold_right List.fold_left]; " + CLOSED_NAT_IN_Z
 
 
-Poly = dict[int, Fraction]  # degree -> coefficient, in one variable
-
-
-def _poly_mul(p: Poly, q: Poly) -> Poly:
-    out: Poly = {}
-    for i, a in p.items():
-        for j, b in q.items():
-            out[i + j] = out.get(i + j, Fraction(0)) + a * b
-    return {k: v for k, v in out.items() if v}
-
-
-def _polynomial(text: str) -> tuple[str | None, Poly] | None:
-    """``text`` as a polynomial with rational coefficients in at most one variable (numerals, one
-    name, + - * ^ and division by a number), with that variable's name; None for anything else."""
-    tokens = re.findall(r"\d+|[A-Za-z_][\w']*|[-+*/^()]|\S", text)
-    pos = 0
-    names: set[str] = set()
-
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def atom() -> Poly:
-        t = take()
-        if t == "(":
-            v = sum_()
-            if take() != ")":
-                raise ValueError
-            return v
-        if t == "-":
-            return {k: -c for k, c in power().items()}
-        if t.isdigit():
-            return {0: Fraction(int(t))} if int(t) else {}
-        if re.fullmatch(r"[A-Za-z_][\w']*", t):
-            names.add(t)
-            return {1: Fraction(1)}
-        raise ValueError
-
-    def power() -> Poly:
-        base = atom()
-        if peek() == "^":
-            take()
-            e = power()
-            if set(e) - {0} or e.get(0, 0).denominator != 1 or not 0 <= e.get(0, 0) <= 64:
-                raise ValueError
-            out: Poly = {0: Fraction(1)}
-            for _ in range(int(e.get(0, 0))):
-                out = _poly_mul(out, base)
-                if max(out, default=0) > 8:
-                    raise ValueError
-            return out
-        return base
-
-    def product() -> Poly:
-        v = power()
-        while peek() in ("*", "/"):
-            if take() == "*":
-                v = _poly_mul(v, power())
-            else:
-                d = power()
-                if set(d) != {0}:  # only division by a nonzero number
-                    raise ValueError
-                v = {k: c / d[0] for k, c in v.items()}
-        return v
-
-    def sum_() -> Poly:
-        v = product()
-        while peek() in ("+", "-"):
-            sign = 1 if take() == "+" else -1
-            for k, c in product().items():
-                v[k] = v.get(k, Fraction(0)) + sign * c
-            v = {k: c for k, c in v.items() if c}
-        return v
-
-    try:
-        v = sum_()
-    except (ValueError, IndexError, ZeroDivisionError):
-        return None
-    if pos != len(tokens) or len(names) > 1:
-        return None
-    return (names.pop() if names else None), v
-
-
-def _closed_value(text: str) -> Fraction | None:
-    """Value of a closed arithmetic expression of numerals (+ - * / ^ and parentheses), else None."""
-    parsed = _polynomial(text)
-    if parsed is None or parsed[0] is not None:
-        return None
-    return parsed[1].get(0, Fraction(0))
-
-
-def _divisors(n: int) -> list[int]:
-    n = abs(n)
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
-
-
-def _rational_roots(p: Poly) -> list[Fraction] | None:
-    """All roots of ``p``, with multiplicity, when they are all rational; else None."""
-    roots: list[Fraction] = []
-    coeffs = [p.get(k, Fraction(0)) for k in range(max(p, default=0) + 1)]  # lowest degree first
-    while len(coeffs) > 1 and coeffs[0] == 0:
-        roots.append(Fraction(0))
-        coeffs = coeffs[1:]
-    while len(coeffs) > 1:
-        scale = math.lcm(*(c.denominator for c in coeffs))
-        ints = [int(c * scale) for c in coeffs]
-        if abs(ints[0]) > 10 ** 6 or abs(ints[-1]) > 10 ** 6:
-            return None
-        root = next((Fraction(sign * a, b) for a in _divisors(ints[0]) for b in _divisors(ints[-1])
-                     for sign in (1, -1)
-                     if sum(c * Fraction(sign * a, b) ** k for k, c in enumerate(coeffs)) == 0), None)
-        if root is None:
-            return None
-        roots.append(root)
-        quotient = [Fraction(0)] * (len(coeffs) - 1)  # synthetic division by (x - root)
-        carry = Fraction(0)
-        for k in range(len(coeffs) - 1, 0, -1):
-            carry = coeffs[k] + carry * root
-            quotient[k - 1] = carry
-        coeffs = quotient
-    return roots
-
-
 def roots_of_equations(shape: GoalShape) -> str | None:
-    """For each hypothesis that is a polynomial equation in one real variable whose roots are all
-    rational (a ^ 2 + 4 * a + 6 = 1 / 2 * a ^ 2 + a + 6), one case per root with the variable replaced
-    by it: solving the equation, the usual step before the rest is arithmetic."""
+    """For a hypothesis that is a polynomial equation in one real variable whose roots are all rational
+    (a ^ 2 + 4 * a + 6 = 1 / 2 * a ^ 2 + a + 6), one case per root with the variable replaced by it:
+    solving the equation, the usual step before the rest is arithmetic. One equation a step."""
     reals = set(shape.variables("R"))
-    steps = []
     for name, typ in shape.hypotheses:
-        if "," in name or typ.count("=") != 1 or any(op in typ for op in ("<", ">")):
+        if "," in name or any(op in typ for op in ("<", ">")):
             continue
-        lhs, rhs = typ.split("=")
-        left, right = _polynomial(lhs), _polynomial(rhs)
-        if left is None or right is None or len({left[0], right[0]} - {None}) != 1:
+        solved = equation(typ)
+        if solved is None or solved[0] not in reals or max(solved[1], default=0) < 2:
             continue
-        var = left[0] or right[0]
-        poly = dict(left[1])
-        for k, c in right[1].items():
-            poly[k] = poly.get(k, Fraction(0)) - c
-        poly = {k: c for k, c in poly.items() if c}
-        if var not in reals or max(poly, default=0) < 2:
-            continue
-        roots = _rational_roots(poly)
-        if not roots:
-            continue
-        product = " * ".join(f"({var} - {_real(r)})" for r in roots)
-        steps.append(f"assert (Hr : {product} = 0) by nra; clear {name}; "
-                     "repeat (apply Rmult_integral in Hr; destruct Hr as [Hr|Hr]); "
-                     f"apply Rminus_diag_uniq in Hr; subst {var}")
-        break  # one equation per step: its cases are the new states
-    return steps[0] + "; try lra" if steps else None
+        var, poly = solved
+        roots = rational_roots(poly)
+        if roots:
+            product = " * ".join(f"({var} - {_real(r)})" for r in roots)
+            return (f"assert (Hr : {product} = 0) by nra; clear {name}; "
+                    "repeat (apply Rmult_integral in Hr; destruct Hr as [Hr|Hr]); "
+                    f"apply Rminus_diag_uniq in Hr; subst {var}; try lra")
+    return None
 
 
 def _atom_at(text: str, i: int) -> tuple[str, int] | None:
@@ -389,17 +252,6 @@ def _arguments(text: str, head: str, count: int) -> list[tuple[str, ...]]:
     return out
 
 
-def _exact_root(v: Fraction, q: int) -> Fraction | None:
-    if max(v.numerator.bit_length(), v.denominator.bit_length()) > 900:  # past float range
-        return None
-    num, den = round(v.numerator ** (1 / q)), round(v.denominator ** (1 / q))
-    for n in (num - 1, num, num + 1):
-        for d in (den - 1, den, den + 1):
-            if n >= 0 and d > 0 and Fraction(n, d) ** q == v:
-                return Fraction(n, d)
-    return None
-
-
 def _real(v: Fraction) -> str:
     return f"({v.numerator})%R" if v.denominator == 1 else f"({v.numerator} / {v.denominator})%R"
 
@@ -410,15 +262,15 @@ def closed_roots(shape: GoalShape) -> str | None:
     inner one is gone is rewritten on the next state."""
     steps = []
     for (arg,) in dict.fromkeys(_arguments(shape.text, "sqrt", 1)):
-        v = _closed_value(arg)
-        root = _exact_root(v, 2) if v is not None and v >= 0 else None
+        v = closed_value(arg)
+        root = exact_root(v, 2) if v is not None and v >= 0 else None
         if root is not None:
             steps.append(f"rewrite (sqrt_lem_1 ({arg})%R {_real(root)}) in * by lra")
     for base, exponent in dict.fromkeys(_arguments(shape.text, "Rpower", 2)):
-        a, b = _closed_value(base), _closed_value(exponent)
+        a, b = closed_value(base), closed_value(exponent)
         if a is None or b is None or a <= 0 or b < 0 or b.denominator > 12:
             continue
-        r = _exact_root(a, b.denominator)
+        r = exact_root(a, b.denominator)
         if r is None or r == 0:
             continue
         p = b.numerator  # Rpower a (p/q) = r ^ p where a = r ^ q, by Rpower_mult and Rpower_pow
@@ -440,7 +292,7 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     hyp_types = " ".join(t for _, t in shape.hypotheses)
     out: list[str] = []
     roots = closed_roots(shape) if shape.mentions("sqrt") or shape.mentions("Rpower") else None
-    if roots:  # evaluating a square root is always progress, and cheap
+    if roots:  # evaluating an exact root is always progress, and cheap
         out.append(roots)
     if complex_:
         out.append(COMPLEX_PARTS)
