@@ -121,6 +121,9 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
     (Theorem("shifted", "Theorem shifted : forall (a b : R) (f : R -> R), (forall x, f (x + 1) = 2 * x + 5) -> "
              "(forall x, f x = a * x + b) -> a + b = 5.", "Require Import Reals. Open Scope R_scope."),
      "pose proof (H 0)"),
+    # Integer parts of numbers computed from their defining bounds (Int_part (100 / 3) = 33, up (7 / 2) = 4).
+    (Theorem("parts", "Theorem parts : forall x : R, x = 1 / 3 -> IZR (Int_part (100 * x)) + IZR (up (7 / 2)) = 37.",
+             "Require Import Reals. Open Scope R_scope."), "tech_up"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)

@@ -281,6 +281,31 @@ def closed_roots(shape: GoalShape) -> str | None:
     return "; ".join(steps) or None
 
 
+def _bounds(n: str, value: int) -> str:  # `value - 1 < n < value + 1` from bounds on IZR n, as integers
+    return (f"assert (A1 : IZR {n} < IZR ({value + 1})) by lra; assert (A2 : IZR ({value - 1}) < IZR {n}) by lra; "
+            "apply lt_IZR in A1; apply lt_IZR in A2; lia")
+
+
+def integer_parts(shape: GoalShape) -> str | None:
+    """The integer part of a number (`up`, `Int_part`, Coquelicot's `floor`) computed and rewritten
+    everywhere, each proved from its defining bounds: floor (9 / 160 * 100) = 5."""
+    steps = []
+    for head, (arg,) in [(h, a) for h in ("up", "Int_part", "floor") for a in dict.fromkeys(_arguments(shape.text, h, 1))]:
+        v = closed_value(arg)
+        if v is None:
+            continue
+        k = math.floor(v)
+        if head == "up":
+            value, proof = k + 1, "symmetry; apply tech_up; lra"
+        elif head == "Int_part":
+            value, proof = k, f"unfold Int_part; enough (up ({arg})%R = ({k + 1})%Z) by lia; symmetry; apply tech_up; lra"
+        else:
+            value, proof = k, f"unfold floor; destruct (floor_ex ({arg})%R) as [n Hn]; simpl; {_bounds('n', k)}"
+        e = f"E{len(steps)}"
+        steps.append(f"assert ({e} : {head} ({arg})%R = ({value})%Z) by ({proof}); rewrite {e} in *; clear {e}")
+    return "; ".join(steps) or None
+
+
 def coq_tactics(shape: GoalShape) -> list[str]:
     """Ranked tactics for one goal shape."""
     if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
@@ -294,6 +319,9 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     roots = closed_roots(shape) if shape.mentions("sqrt") or shape.mentions("Rpower") else None
     if roots:  # evaluating an exact root is always progress, and cheap
         out.append(roots)
+    parts = integer_parts(shape) if any(shape.mentions(h) for h in ("up", "Int_part", "floor")) else None
+    if parts:  # so is an integer part
+        out.append(parts)
     if complex_:
         out.append(COMPLEX_PARTS)
     if _top_level(c, "<->"):
