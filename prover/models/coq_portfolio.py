@@ -193,11 +193,12 @@ DIVISIBILITY_INDUCTION = (
 
 
 # A closed nat equation with large powers: unary nat cannot compute 1999 ^ 2000, so the equation is
-# carried to Z (binary), where vm_compute does it; a power mod m by modular exponentiation
-# (Zpow_facts comes with CoqHammer's Tactics in the statement prelude).
+# carried to Z (binary), where vm_compute does it; mod m taken through sums and products, then each
+# power mod m by modular exponentiation (Zpow_facts comes with CoqHammer's Tactics in the prelude).
 CLOSED_NAT_IN_Z = ("apply Nat2Z.inj; repeat progress rewrite ?Nat2Z.inj_mod, ?Nat2Z.inj_div, ?Nat2Z.inj_pow, "
-                   "?Nat2Z.inj_mul, ?Nat2Z.inj_add; rewrite <- ?Zpow_facts.Zpow_mod_correct by lia; "
-                   "vm_compute; reflexivity")
+                   "?Nat2Z.inj_mul, ?Nat2Z.inj_add; "
+                   f"repeat match goal with {_mod_of('+', 'Z.add_mod')} | {_mod_of('*', 'Z.mul_mod')} end; "
+                   "rewrite <- ?Zpow_facts.Zpow_mod_correct by lia; vm_compute; reflexivity")
 # The same after a closed list (seq, map, folds) is unfolded into its sum of terms.
 CLOSED_LIST_IN_Z = "cbn [List.seq List.map List.fold_right List.fold_left]; " + CLOSED_NAT_IN_Z
 
