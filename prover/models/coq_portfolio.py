@@ -282,28 +282,28 @@ def closed_roots(shape: GoalShape) -> str | None:
     return "; ".join(steps) or None
 
 
-def _bounds(n: str, value: int) -> str:  # `value - 1 < n < value + 1` from bounds on IZR n, as integers
-    return (f"assert (A1 : IZR {n} < IZR ({value + 1})) by lra; assert (A2 : IZR ({value - 1}) < IZR {n}) by lra; "
-            "apply lt_IZR in A1; apply lt_IZR in A2; lia")
-
-
 def integer_parts(shape: GoalShape) -> str | None:
     """The integer part of a number (`up`, `Int_part`, Coquelicot's `floor`) computed and rewritten
     everywhere, each proved from its defining bounds: floor (9 / 160 * 100) = 5."""
     steps = []
-    for head, (arg,) in [(h, a) for h in ("up", "Int_part", "floor") for a in dict.fromkeys(_arguments(shape.text, h, 1))]:
-        v = closed_value(arg)
-        if v is None:
-            continue
-        k = math.floor(v)
-        if head == "up":
-            value, proof = k + 1, "symmetry; apply tech_up; lra"
-        elif head == "Int_part":
-            value, proof = k, f"unfold Int_part; enough (up ({arg})%R = ({k + 1})%Z) by lia; symmetry; apply tech_up; lra"
-        else:
-            value, proof = k, f"unfold floor; destruct (floor_ex ({arg})%R) as [n Hn]; simpl; {_bounds('n', k)}"
-        e = f"E{len(steps)}"
-        steps.append(f"assert ({e} : {head} ({arg})%R = ({value})%Z) by ({proof}); rewrite {e} in *; clear {e}")
+    for head in ("up", "Int_part", "floor"):
+        for (arg,) in dict.fromkeys(_arguments(shape.text, head, 1)):
+            v = closed_value(arg)
+            if v is None:
+                continue
+            k = math.floor(v)
+            if head == "up":  # up x is the least integer above x
+                value, proof = k + 1, "symmetry; apply tech_up; lra"
+            elif head == "Int_part":
+                value, proof = k, (f"unfold Int_part; enough (up ({arg})%R = ({k + 1})%Z) by lia; "
+                                   "symmetry; apply tech_up; lra")
+            else:  # k - 1 < n < k + 1 for the n with IZR n <= x < IZR n + 1
+                value, proof = k, (f"unfold floor; destruct (floor_ex ({arg})%R) as [n Hn]; simpl; "
+                                   f"assert (A1 : IZR n < IZR ({k + 1})) by lra; "
+                                   f"assert (A2 : IZR ({k - 1}) < IZR n) by lra; "
+                                   "apply lt_IZR in A1; apply lt_IZR in A2; lia")
+            e = f"E{len(steps)}"
+            steps.append(f"assert ({e} : {head} ({arg})%R = ({value})%Z) by ({proof}); rewrite {e} in *; clear {e}")
     return "; ".join(steps) or None
 
 
