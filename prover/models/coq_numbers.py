@@ -17,6 +17,13 @@ def _poly_mul(p: Poly, q: Poly) -> Poly:
     return {k: v for k, v in out.items() if v}
 
 
+def _poly_add(p: Poly, q: Poly, sign: int = 1) -> Poly:  # p + sign * q
+    out = dict(p)
+    for k, c in q.items():
+        out[k] = out.get(k, Fraction(0)) + sign * c
+    return {k: v for k, v in out.items() if v}
+
+
 def polynomial(text: str) -> tuple[str | None, Poly] | None:
     """``text`` as a polynomial with rational coefficients in at most one variable (numerals, one
     name, + - * ^ and division by a number), with that variable's name; None for anything else."""
@@ -79,9 +86,7 @@ def polynomial(text: str) -> tuple[str | None, Poly] | None:
         v = product()
         while peek() in ("+", "-"):
             sign = 1 if take() == "+" else -1
-            for k, c in product().items():
-                v[k] = v.get(k, Fraction(0)) + sign * c
-            v = {k: c for k, c in v.items() if c}
+            v = _poly_add(v, product(), sign)
         return v
 
     try:
@@ -108,10 +113,7 @@ def equation(text: str) -> tuple[str, Poly] | None:
     lhs, rhs = (polynomial(side) for side in text.split("="))
     if lhs is None or rhs is None or len({lhs[0], rhs[0]} - {None}) != 1:
         return None
-    poly = dict(lhs[1])
-    for k, c in rhs[1].items():
-        poly[k] = poly.get(k, Fraction(0)) - c
-    return lhs[0] or rhs[0], {k: c for k, c in poly.items() if c}
+    return lhs[0] or rhs[0], _poly_add(lhs[1], rhs[1], -1)
 
 
 def _divisors(n: int) -> list[int]:

@@ -320,10 +320,10 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     complex_ = shape.mentions("C") or shape.mentions("Ci") or shape.mentions("RtoC") or "%C" in shape.text
     hyp_types = " ".join(t for _, t in shape.hypotheses)
     out: list[str] = []
-    roots = closed_roots(shape) if shape.mentions("sqrt") or shape.mentions("Rpower") else None
+    roots = closed_roots(shape)
     if roots:  # evaluating an exact root is always progress, and cheap
         out.append(roots)
-    parts = integer_parts(shape) if any(shape.mentions(h) for h in ("up", "Int_part", "floor")) else None
+    parts = integer_parts(shape)
     if parts:  # so is an integer part
         out.append(parts)
     if complex_:
