@@ -126,6 +126,17 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
     # Integer parts of numbers computed from their defining bounds (Int_part (100 / 3) = 33, up (7 / 2) = 4).
     (Theorem("parts", "Theorem parts : forall x : R, x = 1 / 3 -> IZR (Int_part (100 * x)) + IZR (up (7 / 2)) = 37.",
              "Require Import Reals. Open Scope R_scope."), "tech_up"),
+    # Square roots of non-squares too: 5 < sqrt 27 < 6 by nra from sqrt 27 * sqrt 27 = 27.
+    (Theorem("sqrt_parts", "Theorem sqrt_parts : (up (sqrt 27) - Int_part (sqrt 10))%Z = 3%Z.",
+             "Require Import Reals. Open Scope R_scope."), "sqrt_sqrt 27"),
+    # A closed form of a real sum over nat variables only: induction on the bound, then field.
+    (Theorem("sum_closed", "Theorem sum_closed : forall n : nat, (1 <= n)%nat -> "
+             "sum_f_R0 (fun k => / (INR (k + 1) * INR (k + 2))) (n - 1) = INR n / (INR n + 1).",
+             "Require Import Reals. Open Scope R_scope."), "cbn [sum_f_R0]"),
+    # A case of a definition by cases that needs PI < 4 (the stdlib states only PI <= 4).
+    (Theorem("pi_case", "Theorem pi_case : forall f : R -> R, (forall x, x < 4 -> f x = 0) -> "
+             "(forall x, 4 <= x -> f x = 1) -> f PI = 0.", "Require Import Reals. Open Scope R_scope."),
+     "PI_ineq"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)

@@ -153,6 +153,23 @@ IDENTITY_AT_POINTS = ("match goal with H : forall x : R, _ |- _ => pose proof (H
                       "repeat match goal with D : forall x : R, ?f x = _ |- _ => rewrite ?D in *; clear D end; nra end")
 
 # Induction on a nat variable, both cases by nia (sums with a closed form).
+# 3 < PI < 3.34: the stdlib states PI only by its series (PI_ineq) and 3/2 < PI/2 (PI2_3_2).
+PI_BOUNDS = ("assert (Hpi : 3 < PI < 167 / 50) by (pose proof PI2_3_2; pose proof (PI_ineq 2) as Hpi; "
+             "unfold tg_alt, PI_tg in Hpi; simpl in Hpi; lra)")
+# A closed form of a real sum, by induction on its bound: the last term split off (sum_f_R0 is
+# defined that way), the hypothesis rewritten, INR pushed through S, + and *, then field. A bound
+# n - 1 or pred n under 1 <= n (0 < n) is shifted to n first.
+SUM_INDUCTION = (
+    "let shift n := (destruct n as [|n]; [lia|]; try replace (S n - 1)%nat with n in * by lia; "
+    "try replace (pred (S n)) with n in * by lia) in "
+    "try match goal with |- context [sum_f_R0 _ (?n - 1)%nat] => shift n "
+    "| |- context [sum_f_R0 _ (pred ?n)] => shift n end; "
+    "match goal with |- context [sum_f_R0 _ ?n] => is_var n; "
+    "repeat match goal with H : context [n] |- _ => clear H end; "
+    "induction n as [|n IH]; cbn [sum_f_R0]; [ | rewrite IH ]; "
+    "repeat rewrite ?S_INR, ?plus_INR, ?mult_INR, ?pow_INR, ?minus_INR in * by lia; "
+    "rewrite <- ?tech_pow_Rmult in *; change (INR 0) with 0 in *; try pose proof (pos_INR n); "
+    "field; repeat split; first [ lra | apply pow_nonzero; lra ] end")
 INDUCTION_ARITH = "match goal with n : nat |- _ => induction n; simpl in *; nia end"
 
 
@@ -286,28 +303,43 @@ def closed_roots(shape: GoalShape) -> str | None:
 
 
 def integer_parts(shape: GoalShape) -> str | None:
-    """The integer part of a number (`up`, `Int_part`, Coquelicot's `floor`) computed and rewritten
-    everywhere, each proved from its defining bounds: floor (9 / 160 * 100) = 5."""
+    """The integer part of a number or of its square root (`up`, `Int_part`, Coquelicot's `floor`)
+    computed and rewritten everywhere, each proved from its defining bounds: floor (9 / 160 * 100) = 5,
+    up (sqrt 27) = 6."""
     steps = []
     for head in ("up", "Int_part", "floor"):
         for (arg,) in dict.fromkeys(_arguments(shape.text, head, 1)):
-            v = closed_value(arg)
+            v, facts, arith = closed_value(arg), "", "lra"
+            root = re.fullmatch(r"sqrt\s*(.+)", arg.strip())
+            if v is None and root:  # the square root of a number: floor (sqrt x) = isqrt (floor x)
+                inner = root.group(1)
+                x = closed_value(inner[1:-1] if inner.startswith("(") and inner.endswith(")") else inner)
+                if x is None or x < 0 or x.numerator.bit_length() > 200:
+                    continue
+                v = Fraction(math.isqrt(math.floor(x)))
+                # its bounds follow from sqrt x * sqrt x = x and 0 <= sqrt x, by nra
+                facts = f"pose proof (sqrt_pos {inner}); pose proof (sqrt_sqrt {inner} ltac:(lra)); "
+                arith = "nra"
             if v is None:
                 continue
             k = math.floor(v)
             if head == "up":  # up x is the least integer above x
-                value, proof = k + 1, "symmetry; apply tech_up; lra"
+                value, proof = k + 1, f"symmetry; apply tech_up; {facts}{arith}"
             elif head == "Int_part":
                 value, proof = k, (f"unfold Int_part; enough (up ({arg})%R = ({k + 1})%Z) by lia; "
-                                   "symmetry; apply tech_up; lra")
+                                   f"symmetry; apply tech_up; {facts}{arith}")
             else:  # k - 1 < n < k + 1 for the n with IZR n <= x < IZR n + 1
-                value, proof = k, (f"unfold floor; destruct (floor_ex ({arg})%R) as [n Hn]; simpl; "
-                                   f"assert (A1 : IZR n < IZR ({k + 1})) by lra; "
-                                   f"assert (A2 : IZR ({k - 1}) < IZR n) by lra; "
+                value, proof = k, (f"unfold floor; destruct (floor_ex ({arg})%R) as [n Hn]; simpl; {facts}"
+                                   f"assert (A1 : IZR n < IZR ({k + 1})) by {arith}; "
+                                   f"assert (A2 : IZR ({k - 1}) < IZR n) by {arith}; "
                                    "apply lt_IZR in A1; apply lt_IZR in A2; lia")
             e = f"E{len(steps)}"
             steps.append(f"assert ({e} : {head} ({arg})%R = ({value})%Z) by ({proof}); rewrite {e} in *; clear {e}")
     return "; ".join(steps) or None
+
+
+_REAL_FUNCTIONS = ("INR", "IZR", "sum_f_R0", "prod_f_R0", "Rabs", "sqrt", "PI", "ln", "exp", "Rpower",
+                   "sin", "cos", "tan", "Rsqr")
 
 
 def coq_tactics(shape: GoalShape) -> list[str]:
@@ -315,7 +347,9 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     if shape.introducible:  # introduce first; only cheap closers that introduce by themselves
         return ["intros", "lia", "easy"]
     c = shape.conclusion
-    real = shape.mentions("R") or "%R" in shape.text
+    # A goal over nat variables can still be an equation of reals (sum_f_R0 f n = INR n / 2).
+    real = (shape.mentions("R") or "%R" in shape.text
+            or any(shape.mentions(f) for f in _REAL_FUNCTIONS))
     integer = shape.mentions("Z") or shape.mentions("nat") or "%Z" in shape.text or "%nat" in shape.text
     complex_ = shape.mentions("C") or shape.mentions("Ci") or shape.mentions("RtoC") or "%C" in shape.text
     hyp_types = " ".join(t for _, t in shape.hypotheses)
@@ -358,6 +392,10 @@ def coq_tactics(shape: GoalShape) -> list[str]:
             out.append(CLEAR_DENOMINATORS)
         if any(t.startswith("forall") and ": R," in t for _, t in shape.hypotheses):
             out.append(IDENTITY_AT_POINTS)
+        if shape.mentions("sum_f_R0") and nats:
+            out.append(SUM_INDUCTION)
+        if shape.mentions("PI") and "Hpi" not in {n for n, _ in shape.hypotheses}:
+            out.append(PI_BOUNDS)
     out += ["reflexivity", "ring"]
     if complex_:
         out += ["apply injective_projections; simpl; lra", "apply injective_projections; simpl; ring",
@@ -370,6 +408,9 @@ def coq_tactics(shape: GoalShape) -> list[str]:
             if t.startswith("forall") and " = " in t and "," not in names]
     if len(defs) > 1:
         out += [f"rewrite ?{', ?'.join(defs)}", f"rewrite ?{', ?'.join(defs)} in *"]
+    conditional = [n for n in defs if "->" in dict(shape.hypotheses)[n]]
+    if conditional and real:  # a definition by cases: the case whose conditions lra proves
+        out.append(f"rewrite ?{', ?'.join(defs)} by lra")
     for name in defs:
         out += [f"rewrite !{name}", f"rewrite !{name} in *"]
     if _top_level(hyp_types, "/\\") or "/\\" in hyp_types:
