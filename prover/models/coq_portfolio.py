@@ -152,7 +152,6 @@ IDENTITY_AT_POINTS = ("match goal with H : forall x : R, _ |- _ => pose proof (H
                       "pose proof (H (-1)) as P2; pose proof (H 2) as P3; pose proof (H (-2)) as P4; "
                       "repeat match goal with D : forall x : R, ?f x = _ |- _ => rewrite ?D in *; clear D end; nra end")
 
-# Induction on a nat variable, both cases by nia (sums with a closed form).
 # 3 < PI < 3.34: the stdlib states PI only by its series (PI_ineq) and 3/2 < PI/2 (PI2_3_2).
 PI_BOUNDS = ("assert (Hpi : 3 < PI < 167 / 50) by (pose proof PI2_3_2; pose proof (PI_ineq 2) as Hpi; "
              "unfold tg_alt, PI_tg in Hpi; simpl in Hpi; lra)")
@@ -170,6 +169,7 @@ SUM_INDUCTION = (
     "repeat rewrite ?S_INR, ?plus_INR, ?mult_INR, ?pow_INR, ?minus_INR in * by lia; "
     "rewrite <- ?tech_pow_Rmult in *; change (INR 0) with 0 in *; try pose proof (pos_INR n); "
     "field; repeat split; first [ lra | apply pow_nonzero; lra ] end")
+# Induction on a nat variable, both cases by nia (sums with a closed form).
 INDUCTION_ARITH = "match goal with n : nat |- _ => induction n; simpl in *; nia end"
 
 
