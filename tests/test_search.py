@@ -137,6 +137,13 @@ ESCAPES = ["Admitted.", "admit", "Qed.", "lia. Qed.", "Abort.", "give_up", "exac
     (Theorem("pi_case", "Theorem pi_case : forall f : R -> R, (forall x, x < 4 -> f x = 0) -> "
              "(forall x, 4 <= x -> f x = 1) -> f PI = 0.", "Require Import Reals. Open Scope R_scope."),
      "PI_ineq"),
+    # A function and its inverse: values of g give values of f (g 5 = 7: f 7 = 5), rewritten in the goal.
+    (Theorem("inverse_values", "Theorem inverse_values : forall f g : R -> R, (forall x, f (g x) = x) -> "
+             "(forall x, g (f x) = x) -> g 2 = 5 -> g 5 = 7 -> 3 * f (f 7) = f 5 + 4.",
+             "Require Import Reals. Open Scope R_scope."), "lazymatch goal with _ : f d = c"),
+    # g 7 = 3 because f 3 = 7 by f's definition: 7 replaced by f 3, then the inverse law.
+    (Theorem("inverse_def", "Theorem inverse_def : forall f g : R -> R, (forall x, f x = 2 * x + 1) -> "
+             "(forall x, g (f x) = x) -> g 7 = 3.", "Require Import Reals. Open Scope R_scope."), "replace c with (f d)"),
 ])
 def test_the_portfolio_proves_competition_arithmetic(coq, theorem, step, tmp_path):
     result = search(theorem, coq, CoqPortfolio(hammer=False), QUICK)

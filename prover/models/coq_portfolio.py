@@ -169,6 +169,16 @@ SUM_INDUCTION = (
     "repeat rewrite ?S_INR, ?plus_INR, ?mult_INR, ?pow_INR, ?minus_INR in * by lia; "
     "rewrite <- ?tech_pow_Rmult in *; change (INR 0) with 0 in *; try pose proof (pos_INR n); "
     "field; repeat split; first [ lra | apply pow_nonzero; lra ] end")
+# A function and its inverse (f (g x) = x): each known value of one gives a value of the other
+# (g c = d gives f d = c), the values are rewritten in the goal, and a goal g c = d is read as
+# g (f d) = d when f's definition computes f d = c.
+INVERSE_FUNCTIONS = (
+    "repeat match goal with Hl : forall x, ?f (?g x) = x, Hv : ?g ?c = ?d |- _ => "
+    "lazymatch goal with _ : f d = c |- _ => fail | _ => assert (f d = c) by (rewrite <- Hv; apply Hl) end end; "
+    "do 5 try (match goal with E : ?f ?c = ?d |- context [?f ?c] => rewrite E end); "
+    "try (match goal with Hl : forall x, ?g (?f x) = x |- ?g ?c = ?d => replace c with (f d) by "
+    "(match goal with Hd : forall y, f y = _ |- _ => rewrite Hd end; lra); apply Hl end)")
+_INVERSE_LAW = re.compile(r"forall (\w+) : \S+, (\S+) \((\S+) \1\) = \1")
 # Induction on a nat variable, both cases by nia (sums with a closed form).
 INDUCTION_ARITH = "match goal with n : nat |- _ => induction n; simpl in *; nia end"
 
@@ -408,6 +418,8 @@ def coq_tactics(shape: GoalShape) -> list[str]:
             if t.startswith("forall") and " = " in t and "," not in names]
     if len(defs) > 1:
         out += [f"rewrite ?{', ?'.join(defs)}", f"rewrite ?{', ?'.join(defs)} in *"]
+    if any(_INVERSE_LAW.fullmatch(t) for _, t in shape.hypotheses):
+        out.append(INVERSE_FUNCTIONS)
     conditional = [n for n in defs if "->" in dict(shape.hypotheses)[n]]
     if conditional and real:  # a definition by cases: the case whose conditions lra proves
         out.append(f"rewrite ?{', ?'.join(defs)} by lra")
