@@ -178,7 +178,7 @@ INVERSE_FUNCTIONS = (
     "do 5 try (match goal with E : ?f ?c = ?d |- context [?f ?c] => rewrite E end); "
     "try (match goal with Hl : forall x, ?g (?f x) = x |- ?g ?c = ?d => replace c with (f d) by "
     "(match goal with Hd : forall y, f y = _ |- _ => rewrite Hd end; lra); apply Hl end)")
-_INVERSE_LAW = re.compile(r"forall (\w+) : \S+, (\S+) \((\S+) \1\) = \1")
+_INVERSE_LAW = re.compile(r"forall (\w+) : \S+, \S+ \(\S+ \1\) = \1")
 # Induction on a nat variable, both cases by nia (sums with a closed form).
 INDUCTION_ARITH = "match goal with n : nat |- _ => induction n; simpl in *; nia end"
 
@@ -420,8 +420,8 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out += [f"rewrite ?{', ?'.join(defs)}", f"rewrite ?{', ?'.join(defs)} in *"]
     if any(_INVERSE_LAW.fullmatch(t) for _, t in shape.hypotheses):
         out.append(INVERSE_FUNCTIONS)
-    conditional = [n for n in defs if "->" in dict(shape.hypotheses)[n]]
-    if conditional and real:  # a definition by cases: the case whose conditions lra proves
+    if real and any("->" in t for names, t in shape.hypotheses if names in defs):
+        # a definition by cases: the case whose conditions lra proves
         out.append(f"rewrite ?{', ?'.join(defs)} by lra")
     for name in defs:
         out += [f"rewrite !{name}", f"rewrite !{name} in *"]
