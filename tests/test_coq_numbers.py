@@ -46,3 +46,13 @@ def test_exact_roots():
     assert exact_root(F(49), 2) == 7 and exact_root(F(27, 8), 3) == F(3, 2)
     assert exact_root(F(10 ** 30), 3) == 10 ** 10
     assert exact_root(F(2), 2) is None and exact_root(F(10 ** 400), 2) is None  # past float range
+
+
+def test_integer_parts_of_square_roots_read_sqrt_of_one_atom():
+    from prover.models.coq_portfolio import GoalShape, integer_parts
+
+    def step(goal):
+        return integer_parts(GoalShape.of(f"============================\n{goal}"))
+    assert "up (sqrt 27)%R = (6)%Z" in step("up (sqrt 27) = 6%Z")
+    assert "up (sqrt (2 * 5))%R = (4)%Z" in step("Int_part (sqrt (2 * 5)) = 3%Z")  # Int_part via up
+    assert step("up (sqrt 2 * 3) = 5%Z") is None  # (sqrt 2) * 3, not sqrt 6: no value read

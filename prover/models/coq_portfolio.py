@@ -321,9 +321,12 @@ def integer_parts(shape: GoalShape) -> str | None:
         for (arg,) in dict.fromkeys(_arguments(shape.text, head, 1)):
             v, facts, arith = closed_value(arg), "", "lra"
             root = re.fullmatch(r"sqrt\s*(.+)", arg.strip())
-            if v is None and root:  # the square root of a number: floor (sqrt x) = isqrt (floor x)
-                inner = root.group(1)
-                x = closed_value(inner[1:-1] if inner.startswith("(") and inner.endswith(")") else inner)
+            atom = _atom_at(root.group(1), 0) if root else None
+            # the square root of a number: floor (sqrt x) = isqrt (floor x); sqrt's argument is one
+            # atom, so `sqrt 2 * 3` is (sqrt 2) * 3 and not read here
+            if v is None and atom and atom[1] == len(root.group(1)):
+                inner = root.group(1)  # a numeral or a parenthesised expression, as written
+                x = closed_value(atom[0])
                 if x is None or x < 0 or x.numerator.bit_length() > 200:
                     continue
                 v = Fraction(math.isqrt(math.floor(x)))
