@@ -21,7 +21,7 @@ from .backends.process import TempRoot
 from .backends.coq.text import theorem_name
 from .backends.lean.text import declaration_name
 from .backends.coq.hammer import HammerConfig
-from .runs.budgets import COQLIB_MAX_EXPANSIONS, COQLIB_TIMEOUT
+from .runs.budgets import COQLIB_MAX_EXPANSIONS, COQLIB_TACTIC_ALLOWANCE, COQLIB_TIMEOUT
 from .components import (BACKENDS, GENERATORS, LEARNED_GENERATORS, MODEL_GENERATORS, BackendOptions, ConfigError,
                          ModelOptions, check_generator, cores_per_worker, hammer_warning, make_backend,
                          make_generator, make_scorer_for)
@@ -85,6 +85,9 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                    help="wall-clock seconds per theorem (default %(default)g)")
     g.add_argument("--tactic-timeout", type=_positive(float), default=d.tactic_timeout,
                    help=f"seconds per tactic (default {d.tactic_timeout:g})")
+    g.add_argument("--tactic-allowance", type=_positive(float), default=d.tactic_allowance, metavar="S",
+                   help="seconds one tactic may spend failing or timing out in one search; once spent, it is "
+                        f"not tried again there (default: no limit; bench coqlib: {COQLIB_TACTIC_ALLOWANCE:g})")
     g.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout,
                    help="seconds for the full re-check of a found proof (default %(default)g)")
     g.add_argument("--memory-mb", type=_positive(int), default=BackendOptions().memory_mb,
@@ -213,6 +216,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     try:
         return SearchConfig(max_expansions=args.max_expansions, candidates=args.candidates,
                             timeout=args.timeout, tactic_timeout=args.tactic_timeout,
+                            tactic_allowance=args.tactic_allowance,
                             priority=args.priority, expand_batch=args.expand_batch,
                             value_model=args.value_model)
     except ValueError as e:
@@ -326,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(q)
     add_search_options(q)
     q.set_defaults(run=cmd_bench_coqlib, backend="coq", timeout=COQLIB_TIMEOUT,  # the budget is time
-                   max_expansions=COQLIB_MAX_EXPANSIONS)
+                   max_expansions=COQLIB_MAX_EXPANSIONS, tactic_allowance=COQLIB_TACTIC_ALLOWANCE)
 
     v = sub.add_parser("verify", help="re-check every proved line of results files from scratch")
     v.add_argument("results", nargs="+", metavar="RESULTS.jsonl")

@@ -338,3 +338,22 @@ def test_a_node_with_a_deferred_try_is_not_failed_before_it_runs():
     tree.root.pending = 0
     tree.settle(tree.root)
     assert tree.root.status == Status.FAILED
+
+
+def test_a_tactic_that_keeps_timing_out_stops_being_tried_once_its_allowance_is_spent(coq):
+    theorem = Theorem("allow", "Theorem allow : forall a b c : nat, a = a.")
+    loop = "let rec loop x := loop x in loop 0"
+    gen = PortfolioGenerator([loop, "intro", "exact (eq_refl a)"])
+    spy = Spy(coq)
+    result = search(theorem, spy, gen, SearchConfig(tactic_timeout=1, tactic_allowance=2, timeout=120))
+    assert result.proved and result.tactics == ["intro", "intro", "intro", "exact (eq_refl a)"]
+    # Four states are expanded; the loop times out (1 s or more each) on the first one or two, and then
+    # its 2 s are spent: it is not tried on the others.
+    tried = [t for t, _ in spy.calls if t == loop]
+    assert 1 <= len(tried) <= 2
+    # Without an allowance it is tried on every state.
+    spy.calls.clear()
+    again = search(theorem, spy, gen, SearchConfig(tactic_timeout=1, timeout=120))
+    assert again.proved and len([t for t, _ in spy.calls if t == loop]) == 4
+    with pytest.raises(ValueError):
+        SearchConfig(tactic_allowance=0)

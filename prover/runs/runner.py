@@ -55,6 +55,8 @@ class RunSpec:
     def budgets(self) -> dict:
         out = {**asdict(self.search), "check_timeout": self.backend_options.check_timeout,
                "memory_mb": self.backend_options.memory_mb}
+        if out["tactic_allowance"] is None:  # no limit: recorded as files written before it existed
+            del out["tactic_allowance"]
         if self.backend == "coq":  # the hammer step's limits; its thread count follows the workers, as
             # the workers themselves, and is recorded apart (hammer_threads), never compared by --resume
             hammer = asdict(self.backend_options.hammer or HammerConfig())

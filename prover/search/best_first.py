@@ -30,6 +30,11 @@ class SearchConfig:
     priority: str = "llemma"  # llemma: sum of -mean token log-prob; reprover: -sum of log-probs
     expand_batch: int = 1  # open states sent to the generator in one call
     value_model: str | None = None  # the learned scorer's model file, for priority "value"
+    # Seconds one tactic (by its text) may spend failing or timing out in one search; once spent, the
+    # search no longer tries it. None: no such limit. A tactic that fails slowly on one state mostly
+    # fails slowly on its neighbours too (sauto, vm_compute, the hammer step), and without a limit it
+    # can take most of a time-bound search.
+    tactic_allowance: float | None = None
 
     def __post_init__(self) -> None:
         if self.priority not in PRIORITIES:
@@ -41,6 +46,8 @@ class SearchConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.timeout <= 0 or self.tactic_timeout <= 0:
             raise ValueError("time limits must be positive")
+        if self.tactic_allowance is not None and self.tactic_allowance <= 0:
+            raise ValueError("the tactic allowance must be positive")
 
 
 def step_cost(candidate: Candidate, priority: str) -> float:
@@ -99,6 +106,12 @@ class _Search:
         self.gen_seconds = self.backend_seconds = self.check_seconds = 0.0
         self.tree: SearchTree | None = None
         self.rejected: list[str] = []
+        self.wasted: dict[str, float] = {}  # seconds each tactic spent failing or timing out
+
+    def spent(self, tactic: str) -> bool:
+        """Whether the tactic has used up its allowance of failed time in this search."""
+        allowance = self.config.tactic_allowance
+        return allowance is not None and self.wasted.get(tactic, 0.0) >= allowance
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -178,14 +191,15 @@ class _Search:
         self.gen_seconds += time.monotonic() - t0
         for node, candidates in zip(batch, proposals):
             self.expansions += 1
+            candidates = [c for c in candidates[: self.config.candidates] if not self.spent(c.tactic)]
             prefetch = getattr(self.backend, "prefetch", None)  # optional: a backend that batches a state's steps
             if prefetch is not None and not self.stop_reason():
                 remaining = self.config.timeout - self.elapsed()
                 t1 = time.monotonic()
-                prefetch(node.state, [c.tactic for c in candidates[: self.config.candidates] if not c.expensive],
+                prefetch(node.state, [c.tactic for c in candidates if not c.expensive],
                          max(0.001, min(self.config.tactic_timeout, remaining)))
                 self.backend_seconds += time.monotonic() - t1
-            for k, cand in enumerate(candidates[: self.config.candidates]):
+            for k, cand in enumerate(candidates):
                 if self.stop_reason():
                     return None  # the loop reports it
                 if cand.expensive:
@@ -204,7 +218,7 @@ class _Search:
         """An expensive candidate whose turn came: tried unless its state was settled meanwhile."""
         node.pending -= 1
         found = None
-        if node.status == Status.OPEN:
+        if node.status == Status.OPEN and not self.spent(cand.tactic):
             found = self.try_tactic(node, cand, heap)
         self.tree.settle(node)
         self.report_progress()
@@ -230,6 +244,8 @@ class _Search:
             edge.message = outcome.message
         elif isinstance(outcome, TimedOut):
             edge.kind = EdgeKind.TIMEOUT
+        if edge.kind in (EdgeKind.FAILED, EdgeKind.TIMEOUT):
+            self.wasted[cand.tactic] = self.wasted.get(cand.tactic, 0.0) + took
         if isinstance(outcome, (Next, Finished)) and outcome.tactic:
             edge.tactic = outcome.tactic  # the proof records what the prover ran (hammer's reconstruction)
         if isinstance(outcome, Finished):
