@@ -357,3 +357,14 @@ def test_a_tactic_that_keeps_timing_out_stops_being_tried_once_its_allowance_is_
     assert again.proved and len([t for t, _ in spy.calls if t == loop]) == 4
     with pytest.raises(ValueError):
         SearchConfig(tactic_allowance=0)
+
+
+def test_a_tactic_whose_allowance_is_spent_still_runs_when_nothing_else_is_left(coq):
+    theorem = Theorem("held", "Theorem held : forall a b : nat, a + b = b + a.")
+    # Loops (a timeout) where a and b are not yet introduced, proves the goal once they are.
+    step = "first [ exact (Nat.add_comm a b) | let rec loop x := loop x in loop 0 ]"
+    result = search(theorem, coq, PortfolioGenerator([step, "intros"]),
+                    SearchConfig(tactic_timeout=1, tactic_allowance=1, timeout=120))
+    # The root's timeout spends the step's allowance; after intros it is the only untried step left.
+    assert result.proved and result.tactics == ["intros", step]
+    assert [e.kind for e in result.tree.edges if e.tactic == step] == [EdgeKind.TIMEOUT, EdgeKind.FINISHED]

@@ -6,6 +6,7 @@ recorded and the search goes on.
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -31,9 +32,9 @@ class SearchConfig:
     expand_batch: int = 1  # open states sent to the generator in one call
     value_model: str | None = None  # the learned scorer's model file, for priority "value"
     # Seconds one tactic (by its text) may spend failing or timing out in one search; once spent, the
-    # search no longer tries it. None: no such limit. A tactic that fails slowly on one state mostly
-    # fails slowly on its neighbours too (sauto, vm_compute, the hammer step), and without a limit it
-    # can take most of a time-bound search.
+    # search tries it only when nothing else is left (rather than end exhausted). None: no such limit.
+    # A tactic that fails slowly on one state mostly fails slowly on its neighbours too (sauto,
+    # vm_compute, the hammer step); without a limit it can take most of a time-bound search.
     tactic_allowance: float | None = None
 
     def __post_init__(self) -> None:
@@ -107,6 +108,10 @@ class _Search:
         self.tree: SearchTree | None = None
         self.rejected: list[str] = []
         self.wasted: dict[str, float] = {}  # seconds each tactic spent failing or timing out
+        # Tries of tactics whose allowance is spent, as heap entries: run only if the search would
+        # otherwise end exhausted, cheapest first.
+        self.held: list[tuple[float, int, int, Candidate]] = []
+        self._held_order = itertools.count()  # ties in the held heap never compare candidates
 
     def spent(self, tactic: str) -> bool:
         """Whether the tactic has used up its allowance of failed time in this search."""
@@ -148,10 +153,16 @@ class _Search:
         heap: list[tuple[float, int, int, Candidate | None]] = [(0.0, 0, 0, None)]
         out_of_expansions = False
         try:
-            while heap:
+            while heap or self.held:
                 reason = self.stop_reason()
                 if reason:
                     return self.result(False, reason)
+                if not heap:  # nothing else is left to try: the tries held back get their turn
+                    _, node_id, _, cand = heapq.heappop(self.held)
+                    found = self.deferred(self.tree.nodes[node_id], cand, heap, last_resort=True)
+                    if found is not None:
+                        return found
+                    continue
                 if heap[0][3] is not None:
                     _, node_id, _, cand = heapq.heappop(heap)
                     found = self.deferred(self.tree.nodes[node_id], cand, heap)
@@ -191,21 +202,25 @@ class _Search:
         self.gen_seconds += time.monotonic() - t0
         for node, candidates in zip(batch, proposals):
             self.expansions += 1
-            candidates = [c for c in candidates[: self.config.candidates] if not self.spent(c.tactic)]
+            candidates = candidates[: self.config.candidates]
             prefetch = getattr(self.backend, "prefetch", None)  # optional: a backend that batches a state's steps
             if prefetch is not None and not self.stop_reason():
                 remaining = self.config.timeout - self.elapsed()
                 t1 = time.monotonic()
-                prefetch(node.state, [c.tactic for c in candidates if not c.expensive],
+                prefetch(node.state, [c.tactic for c in candidates
+                                      if not c.expensive and not self.spent(c.tactic)],
                          max(0.001, min(self.config.tactic_timeout, remaining)))
                 self.backend_seconds += time.monotonic() - t1
             for k, cand in enumerate(candidates):
                 if self.stop_reason():
                     return None  # the loop reports it
-                if cand.expensive:
+                if cand.expensive or self.spent(cand.tactic):
                     node.pending += 1
                     cost = self.scorer.cost(node.cost, cand, node.state)
-                    heapq.heappush(heap, (cost, node.id, k + 1, cand))
+                    if self.spent(cand.tactic):
+                        heapq.heappush(self.held, (cost, node.id, next(self._held_order), cand))
+                    else:
+                        heapq.heappush(heap, (cost, node.id, k + 1, cand))
                     continue
                 found = self.try_tactic(node, cand, heap)
                 if found is not None:
@@ -214,11 +229,16 @@ class _Search:
             self.report_progress()
         return None
 
-    def deferred(self, node: Node, cand: Candidate, heap: list) -> SearchResult | None:
-        """An expensive candidate whose turn came: tried unless its state was settled meanwhile."""
+    def deferred(self, node: Node, cand: Candidate, heap: list, last_resort: bool = False) -> SearchResult | None:
+        """An expensive candidate whose turn came (or a held one, as the last resort): tried unless its
+        state was settled meanwhile. One whose tactic spent its allowance meanwhile is held back."""
+        if not last_resort and node.status == Status.OPEN and self.spent(cand.tactic):
+            cost = self.scorer.cost(node.cost, cand, node.state)
+            heapq.heappush(self.held, (cost, node.id, next(self._held_order), cand))
+            return None
         node.pending -= 1
         found = None
-        if node.status == Status.OPEN and not self.spent(cand.tactic):
+        if node.status == Status.OPEN:
             found = self.try_tactic(node, cand, heap)
         self.tree.settle(node)
         self.report_progress()
