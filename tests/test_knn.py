@@ -318,6 +318,28 @@ def test_a_lemma_proved_above_in_the_file_is_offered_by_name(coq_slice, model_fi
     assert not any("Zeq_is_eq_bool" in c.tactic for c in generator.generate(goals, 32))
 
 
+def test_a_file_theorem_gets_the_lemma_search_step_where_its_goal_gives_a_pattern(coq_slice, model_file):
+    from prover.backends.coq.document import CoqDocument
+    from prover.learning.context import earlier_proof_steps
+    from prover.models.knn import LEMMA_SEARCH
+
+    context = earlier_proof_steps(CoqDocument.read(coq_root() / "theories/ZArith/Zbool.v", flags=())
+                                  .theorem("Zeq_bool_eq"))
+    generator = KnnGenerator.load(model_file)
+    goal = "1 goal\nx, y : Z\nH : Zeq_bool x y = true\n============================\nx = y"
+    product = "1 goal\n============================\nforall x y : Z, Zeq_bool x y = true -> x = y"
+    assert LEMMA_SEARCH not in [c.tactic for c in generator.generate(goal, 32)]  # a statement: no file
+    mark = generator.checkpoint()
+    generator.learn_lemmas(context.lemmas)
+    assert LEMMA_SEARCH not in [c.tactic for c in generator.generate(goal, 32)]  # x = y: nothing to match
+    specific = goal.replace("x = y", "Z.succ x = Z.succ y")
+    offered = generator.generate(specific, 32)
+    assert LEMMA_SEARCH in [c.tactic for c in offered] and all(c.logprob <= 0 for c in offered)
+    assert LEMMA_SEARCH not in [c.tactic for c in generator.generate(product, 32)]  # introduce first
+    generator.rollback(mark)
+    assert LEMMA_SEARCH not in [c.tactic for c in generator.generate(specific, 32)]
+
+
 def test_a_coqlib_run_learns_each_theorems_file_for_that_theorem(model_file, tmp_path):
     out = tmp_path / "r.jsonl"
     r = run_cli("bench", "coqlib", "--split", "test", "--limit", "2", "--workers", "1", "--generator", "knn",

@@ -24,6 +24,7 @@ from .document import CoqFileTheorem, sendable
 from .filecheck import check_in_file
 from .project import logical_path_hint
 from .hammer import HammerConfig, HammerStep, Probe, uses_hammer_plugin
+from .lemma_search import LemmaSearchStep, is_lemma_search
 from .text import CoqSyntaxError, check_tactic, split_sentences, theorem_name
 from ..process import InteractiveProcess, ProcessLimits, WorkDir, exit_description, run_once
 
@@ -125,6 +126,7 @@ class CoqBackend(Closing):
         self.on_load: Callable[[int, int], None] | None = None  # (sentences run, of) while opening
         self._unanswered = 0  # sentences sent whose prompt was not read yet (a crash can leave some)
         self.hammer = HammerStep(self.config.hammer)
+        self.lemma_search = LemmaSearchStep()
 
     # -- process ---------------------------------------------------------------------------
     @property
@@ -387,6 +389,8 @@ class CoqBackend(Closing):
             context = self.config.prelude if isinstance(self._theorem, CoqFileTheorem) \
                 else self.config.statement_prelude
             return self.hammer.run(self, state, tactic, timeout, (context, self._theorem.header))
+        if is_lemma_search(tactic):  # Search's lemmas tried in turn; it runs as the first that closes the goal
+            return self.lemma_search.run(self, state, timeout)
         sentence, why = check_tactic(tactic)
         if sentence is None:
             return Failed(why, rejected=True)
