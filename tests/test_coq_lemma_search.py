@@ -4,7 +4,7 @@ import pytest
 from prover.backends.base import Failed, Finished, Theorem
 from prover.backends.coq.backend import CoqBackend, CoqConfig
 from prover.backends.coq.hammer import HammerConfig
-from prover.backends.coq.lemma_search import LEMMA_SEARCH, lemma_names, search_pattern
+from prover.backends.coq.lemma_search import LEMMA_SEARCH, lemma_names, search_pattern, search_results
 from prover.models.base import Candidate
 from prover.search.best_first import SearchConfig, search
 
@@ -51,6 +51,7 @@ def test_search_output_is_read_as_lemma_names():
            "Z.mul_lt_pred:\n  forall p q n m : Z, p < q -> n < m\n\n")
     assert lemma_names(out) == ["Z.add_move_r", "Z.mul_lt_pred"]
     assert lemma_names("Toplevel input, characters 0-20:\nError: The reference foo was not found.\n") == []
+    assert search_results(out) == [("Z.add_move_r", True), ("Z.mul_lt_pred", False)]
 
 
 def test_a_library_lemma_no_tactic_names_is_found_and_the_proof_compiles(coq, tmp_path):
@@ -80,3 +81,15 @@ def test_the_step_refuses_goals_without_a_pattern_and_fails_when_no_lemma_closes
     state = coq.apply(state, "intros", 5).state
     failed = coq.apply(state, LEMMA_SEARCH, 10)
     assert isinstance(failed, Failed) and not failed.rejected and "closes the goal" in failed.message
+
+
+def test_an_iff_lemma_is_also_applied_in_each_direction(coq):
+    # eapply g_mono on g a < g b unifies the iff's left side (a' < b' with a' := g a) and leaves
+    # g (g a) < g (g b); only apply -> closes it.
+    header = ("Definition g (n : nat) := n + 1.\n"
+              "Lemma g_mono : forall a b, a < b <-> g a < g b. Proof. unfold g; split; lia. Qed.")
+    theorem = Theorem("gm", "Theorem gm : forall a b, a < b -> g a < g b.", header)
+    state = coq.apply(coq.open(theorem), "intros", 5).state
+    assert isinstance(coq.apply(state, "solve [ eapply g_mono; first [ easy | eauto ] ]", 5), Failed)
+    outcome = coq.apply(state, LEMMA_SEARCH, 10)
+    assert isinstance(outcome, Finished) and outcome.tactic == "solve [ apply -> g_mono; first [ easy | eauto ] ]"

@@ -7,8 +7,9 @@ else finds it either. Coq can: the first goal's conclusion, with its hypotheses'
 as holes, is a pattern, and ``SearchPattern`` lists the lemmas whose conclusion matches it, ``Search``
 those that hold it anywhere (an ``iff`` one side of which it is); then the same with its numerals as holes
 too (no lemma is about ``3 ^ n``, one is about ``a ^ n``). The step runs these on the state, then
-tries ``solve [ eapply L; first [ easy | eauto ] ]`` for each lemma found, conclusion matches first,
-and runs as the first one that closes the goal: the proof records only that tactic.
+tries ``solve [ eapply L; first [ easy | eauto ] ]`` for each lemma found, conclusion matches first (an
+iff also as ``apply <- L`` and ``apply -> L``), and runs as the first one that closes the goal: the
+proof records only that tactic.
 
 The pattern is made from the goal Coq printed, never from proposed text: the step is the bare word
 ``lemma_search`` (any other sentence that mentions it is an ordinary tactic), and the names it applies
@@ -87,10 +88,33 @@ def search_pattern(goals: str) -> str | None:
     return pattern if _specific(pattern) else None
 
 
+def search_results(output: str) -> list[tuple[str, bool]]:
+    """The lemmas a Search command listed (``name: statement``, the statement maybe on more lines), in
+    its order, each with whether its statement is an iff; nothing from an error (a pattern Coq cannot
+    read)."""
+    starts = list(_RESULT.finditer(output))
+    out = []
+    for k, m in enumerate(starts):
+        if m.group(1) in ("Error", "Warning", "Toplevel"):
+            continue
+        statement = output[m.end():starts[k + 1].start() if k + 1 < len(starts) else len(output)]
+        out.append((m.group(1), "<->" in statement))
+    return out
+
+
 def lemma_names(output: str) -> list[str]:
-    """The names a Search command listed (``name: statement`` lines), in its order; nothing from an
-    error (a pattern Coq cannot read)."""
-    return [name for name in _RESULT.findall(output) if name not in ("Error", "Warning", "Toplevel")]
+    return [name for name, _ in search_results(output)]
+
+
+def tries(name: str, iff: bool) -> list[str]:
+    """How a lemma is tried. ``eapply`` of an iff takes the first side that unifies, and a goal
+    ``Z.succ n < Z.succ m`` unifies with either side of ``n < m <-> Z.succ n < Z.succ m``: an iff is also
+    tried in each direction."""
+    close = "first [ easy | eauto ]"
+    out = [f"solve [ eapply {name}; {close} ]"]
+    if iff:
+        out += [f"solve [ apply <- {name}; {close} ]", f"solve [ apply -> {name}; {close} ]"]
+    return out
 
 
 class LemmaSearchHost(Protocol):
@@ -113,6 +137,7 @@ class LemmaSearchStep:
         self.calls += 1
         deadline = time.monotonic() + timeout
         names: list[str] = []
+        iffs: set[str] = set()
         queries = [(command, p) for p in (pattern, general_pattern(pattern)) if p
                    for command in ("SearchPattern", "Search")]
         for command, p in queries:
@@ -122,17 +147,19 @@ class LemmaSearchStep:
             probe = host.probe(state, f"{command} ({p}).", min(QUERY_SECONDS, left))
             if probe.timed_out:
                 break
-            for name in lemma_names(probe.output):
+            for name, iff in search_results(probe.output):
                 if name not in names:
                     names.append(name)
+                if iff:
+                    iffs.add(name)
         tried = 0
         for name in names[:MAX_LEMMAS]:
-            left = deadline - time.monotonic()
-            if left < 0.5:
-                break
-            step = f"solve [ eapply {name}; first [ easy | eauto ] ]"
-            outcome = host.apply(state, step, min(TRY_SECONDS, left))
             tried += 1
-            if isinstance(outcome, (Next, Finished)):
-                return replace(outcome, tactic=step)
+            for step in tries(name, name in iffs):
+                left = deadline - time.monotonic()
+                if left < 0.5:
+                    break
+                outcome = host.apply(state, step, min(TRY_SECONDS, left))
+                if isinstance(outcome, (Next, Finished)):
+                    return replace(outcome, tactic=step)
         return Failed(f"lemma_search: none of the {tried} lemmas Search found for {pattern} closes the goal")
