@@ -434,7 +434,9 @@ class CoqBackend(Closing):
         err = reply.error
         if err is not None:
             if err.startswith("Timeout!") or "User interrupt" in err:
-                return TimedOut(time.monotonic() - start)
+                # Coq's clock starts when it reads the pipelined sentence, which can be before ours:
+                # its Timeout means the tactic ran the whole limit.
+                return TimedOut(max(float(limit), time.monotonic() - start))
             return Failed(err)
         if reply.sid == sid_before:
             return Failed(reply.output or "no change")
