@@ -87,7 +87,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
                    help=f"seconds per tactic (default {d.tactic_timeout:g})")
     g.add_argument("--tactic-allowance", type=_positive(float), default=d.tactic_allowance, metavar="S",
                    help="seconds one tactic may spend failing or timing out in one search; once spent, it is "
-                        f"not tried again there (default: no limit; bench coqlib: {COQLIB_TACTIC_ALLOWANCE:g})")
+                        "tried there only when nothing else is left "
+                        f"(default: no limit; bench coqlib: {COQLIB_TACTIC_ALLOWANCE:g})")
     g.add_argument("--check-timeout", type=_positive(float), default=BackendOptions().check_timeout,
                    help="seconds for the full re-check of a found proof (default %(default)g)")
     g.add_argument("--memory-mb", type=_positive(int), default=BackendOptions().memory_mb,
