@@ -214,13 +214,13 @@ class _Search:
             for k, cand in enumerate(candidates):
                 if self.stop_reason():
                     return None  # the loop reports it
-                if cand.expensive or self.spent(cand.tactic):
+                if self.spent(cand.tactic):
                     node.pending += 1
-                    cost = self.scorer.cost(node.cost, cand, node.state)
-                    if self.spent(cand.tactic):
-                        heapq.heappush(self.held, (cost, node.id, next(self._held_order), cand))
-                    else:
-                        heapq.heappush(heap, (cost, node.id, k + 1, cand))
+                    self.hold(node, cand)
+                    continue
+                if cand.expensive:
+                    node.pending += 1
+                    heapq.heappush(heap, (self.scorer.cost(node.cost, cand, node.state), node.id, k + 1, cand))
                     continue
                 found = self.try_tactic(node, cand, heap)
                 if found is not None:
@@ -233,8 +233,7 @@ class _Search:
         """An expensive candidate whose turn came (or a held one, as the last resort): tried unless its
         state was settled meanwhile. One whose tactic spent its allowance meanwhile is held back."""
         if not last_resort and node.status == Status.OPEN and self.spent(cand.tactic):
-            cost = self.scorer.cost(node.cost, cand, node.state)
-            heapq.heappush(self.held, (cost, node.id, next(self._held_order), cand))
+            self.hold(node, cand)  # still pending on its node
             return None
         node.pending -= 1
         found = None
@@ -243,6 +242,11 @@ class _Search:
         self.tree.settle(node)
         self.report_progress()
         return found
+
+    def hold(self, node: Node, cand: Candidate) -> None:
+        """Keep a try of a spent tactic for the end (its node counts it as pending)."""
+        cost = self.scorer.cost(node.cost, cand, node.state)
+        heapq.heappush(self.held, (cost, node.id, next(self._held_order), cand))
 
     def report_progress(self) -> None:
         if self.on_progress:
