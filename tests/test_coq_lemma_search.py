@@ -4,7 +4,7 @@ import pytest
 from prover.backends.base import Failed, Finished, Theorem
 from prover.backends.coq.backend import CoqBackend, CoqConfig
 from prover.backends.coq.hammer import HammerConfig
-from prover.backends.coq.lemma_search import LEMMA_SEARCH, lemma_names, search_pattern, search_results
+from prover.backends.coq.lemma_search import LEMMA_SEARCH, search_pattern, search_results
 from prover.models.base import Candidate
 from prover.search.best_first import SearchConfig, search
 
@@ -49,9 +49,8 @@ def test_no_pattern_for_goals_that_would_match_anything_or_bind_names(goals):
 def test_search_output_is_read_as_lemma_names():
     out = ("Z.add_move_r: forall n m p : Z, n + m = p <-> n = p - m\n"
            "Z.mul_lt_pred:\n  forall p q n m : Z, p < q -> n < m\n\n")
-    assert lemma_names(out) == ["Z.add_move_r", "Z.mul_lt_pred"]
-    assert lemma_names("Toplevel input, characters 0-20:\nError: The reference foo was not found.\n") == []
     assert search_results(out) == [("Z.add_move_r", True), ("Z.mul_lt_pred", False)]
+    assert search_results("Toplevel input, characters 0-20:\nError: The reference foo was not found.\n") == []
 
 
 def test_a_library_lemma_no_tactic_names_is_found_and_the_proof_compiles(coq, tmp_path):

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from ...learning.goals import first_goal
 from ..base import Failed, Finished, Next, Outcome, State
 from .hammer import Probe
 
@@ -32,31 +33,14 @@ QUERY_SECONDS = 3.0  # for each Search command
 TRY_SECONDS = 1.0  # for each lemma's try (coqtop's Timeout is in whole seconds)
 
 _SEP = re.compile(r"^=+$", re.M)
-_HYP_NAMES = re.compile(r"^([A-Za-z_][\w']*(?:\s*,\s*[A-Za-z_][\w']*)*)\s*:=?\s")
 _RESULT = re.compile(r"^([A-Za-z_][\w'.]*):(?:\s|$)", re.M)
 _IDENT = r"(?<![\w'.]){}(?![\w'])"
-_NEXT_GOAL = re.compile(r"\n\s*\n|\ngoal \d+ ")
 # A conclusion the step cannot use: one to introduce first, or one with binders of its own.
 _BINDERS = re.compile(r"^(?:forall|exists|fun|let)\b|^~|(?<![<\-])->|\bfun\b|\bforall\b|\bexists\b|\bmatch\b")
 
 
 def is_lemma_search(tactic: str) -> bool:
     return tactic.strip().rstrip(".").strip() == LEMMA_SEARCH
-
-
-def first_goal_parts(goals: str) -> tuple[list[str], str] | None:
-    """The first goal's hypothesis names and its conclusion (on one line), from the printed goals."""
-    parts = _SEP.split(goals, maxsplit=1)
-    if len(parts) != 2:
-        return None
-    context, rest = parts
-    names: list[str] = []
-    for line in context.splitlines()[1:]:  # the first line counts the goals
-        m = _HYP_NAMES.match(line)
-        if m:
-            names += [n.strip() for n in m.group(1).split(",")]
-    conclusion = " ".join(_NEXT_GOAL.split(rest.strip("\n"), maxsplit=1)[0].split())
-    return names, conclusion
 
 
 def general_pattern(pattern: str) -> str | None:
@@ -76,10 +60,10 @@ def _specific(pattern: str) -> bool:
 def search_pattern(goals: str) -> str | None:
     """The first goal's conclusion with each hypothesis name (and each existential) as a hole; None
     when the conclusion needs introducing first, binds names of its own, or nothing specific is left."""
-    parts = first_goal_parts(goals)
-    if parts is None:
+    goal = first_goal(goals) if _SEP.search(goals) else None  # a focused goal only
+    if goal is None:
         return None
-    names, conclusion = parts
+    names, conclusion = goal.names, goal.conclusion
     if not conclusion or len(conclusion) > MAX_PATTERN or _BINDERS.search(conclusion):
         return None
     pattern = re.sub(r"\?[\w']+", "_", conclusion)
@@ -100,10 +84,6 @@ def search_results(output: str) -> list[tuple[str, bool]]:
         statement = output[m.end():starts[k + 1].start() if k + 1 < len(starts) else len(output)]
         out.append((m.group(1), "<->" in statement))
     return out
-
-
-def lemma_names(output: str) -> list[str]:
-    return [name for name, _ in search_results(output)]
 
 
 def tries(name: str, iff: bool) -> list[str]:
