@@ -45,6 +45,16 @@ def test_open_apply_and_branching(coq):
     assert isinstance(coq.apply(other.state, "split; [lia | exact I]", 5), Finished)
 
 
+def test_each_theorem_opened_on_a_live_coqtop_has_its_goals(coq):
+    # With one header, the second statement reuses the first's state and can get the same evar ids,
+    # and coqtop then prints no goals for it.
+    header = "Require Import BinInt. Local Open Scope Z_scope."
+    first = coq.open(Theorem("same", "Theorem same : forall n : Z, n = n.", header))
+    second = coq.open(Theorem("nope", "Theorem nope : forall n : Z, n + 1 = n.", header))
+    assert first.goals.endswith("forall n : Z, n = n")
+    assert second.goals == "1 goal\n============================\nforall n : Z, n + 1 = n"
+
+
 def test_failures_and_rejections(coq):
     root = coq.open(NAT)
     bad = coq.apply(root, "exact I", 5)

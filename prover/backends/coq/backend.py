@@ -251,6 +251,10 @@ class CoqBackend(Closing):
             raise InitError(f"{opening} fails: {reply.error}")
         self._root_sid = reply.sid
         self._branch = []
+        if not _GOALS_HEAD.match(goals):
+            # Reopened on a live coqtop after BackTo, the statement can get the evar ids of the goals
+            # printed last, and coqtop then prints none: ask for them.
+            goals = normalize_goals(self._show())
         self._root = State((), goals)
         return self._root
 
