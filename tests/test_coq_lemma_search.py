@@ -1,10 +1,13 @@
 """The lemma-search step: Coq's Search for lemmas matching the goal, each one applied (real coqtop)."""
+import re
+
 import pytest
 
 from prover.backends.base import Failed, Finished, Theorem
 from prover.backends.coq.backend import CoqBackend, CoqConfig
 from prover.backends.coq.hammer import HammerConfig
-from prover.backends.coq.lemma_search import LEMMA_SEARCH, search_pattern, search_results
+from prover.backends.coq.lemma_search import (LEMMA_SEARCH, implication, queries, search_pattern,
+                                              search_results)
 from prover.models.base import Candidate
 from prover.search.best_first import SearchConfig, search
 
@@ -27,6 +30,16 @@ def coq():
     ("1 goal\nx : R\nfexp : Z -> Z\n============================\nround fexp (- x) = (- round fexp x)%R",
      "round _ (- _) = (- round _ _)%R"),
     ("1 goal\nn : nat\n============================\nS ?m = n + 1", "S _ = _ + 1"),
+    # an implication: SearchPattern matches a lemma's last premises with its conclusion
+    ("1 goal\nn, m : Z\n============================\nn < m -> Z.succ n < Z.succ m", "_ < _ -> Z.succ _ < Z.succ _"),
+    ("1 goal\nn, m : nat\n============================\n~ n < m -> n >= m", "~ _ < _ -> _ >= _"),
+    # binders of its own; a leading forall's names are holes as well
+    ("1 goal\n============================\nforall (n : nat) (l : list nat), length (n :: l) = S (length l)",
+     "length (_ :: _) = S (length _)"),
+    ("1 goal\nf : Z -> Z\n============================\nforall x y : Z, Zeq_bool x y = true -> f x = f y",
+     "Zeq_bool _ _ = true -> _ _ = _ _"),
+    ("1 goal\na, b : R\nc : V\n============================\nis_RInt (fun _ : R => c) a b (scal (b - a) c)",
+     "is_RInt (fun _ : R => _) _ _ (scal (_ - _) _)"),
     # the first goal only
     ("2 goals\nn : nat\n============================\nn + 0 = n\n\ngoal 2 is:\n S n = n", "_ + 0 = _"),
 ])
@@ -35,15 +48,28 @@ def test_the_pattern_is_the_conclusion_with_its_variables_as_holes(goals, patter
 
 
 @pytest.mark.parametrize("goals", [
-    "1 goal\nn, m : Z\n============================\nn < m -> Z.succ n < Z.succ m",  # introduce first
-    "1 goal\n============================\nforall n : nat, n = n",
+    "1 goal\nP, Q : Prop\n============================\nP -> Q",  # every lemma
+    "1 goal\nP : nat -> Prop\n============================\nforall n : nat, P n",  # only a binder
+    "1 goal\nf : nat -> nat\n============================\nf = (fun x => x)",  # likewise
     "1 goal\nP : Prop\nx : P\n============================\nP",  # nothing specific left
     "1 goal\nn, m : Z\n============================\nn < m",  # every lemma about the order
-    "1 goal\nf : nat -> nat\n============================\nf = (fun x => x)",  # a binder of its own
     "No more goals.",
 ])
 def test_no_pattern_for_goals_that_would_match_anything_or_bind_names(goals):
     assert search_pattern(goals) is None
+
+
+def test_an_implication_is_also_searched_as_the_iff_that_gives_it():
+    assert implication("~ _ < _ -> _ <= _") == ("", "~ _ < _", "_ <= _")
+    assert implication("0 < _ -> (_ -> _) -> _ * _ < _") == ("0 < _ -> ", "(_ -> _)", "_ * _ < _")
+    assert implication("_ + _ = _ <-> _ = _") is None and implication("f (_ -> _) = _") is None
+    assert queries("0 < _ -> _ < _ -> _ * _ < _ * _") == [
+        "SearchPattern (0 < _ -> _ < _ -> _ * _ < _ * _).", "Search (0 < _ -> _ < _ -> _ * _ < _ * _).",
+        "SearchPattern (0 < _ -> (_ < _ <-> _ * _ < _ * _)).", "SearchPattern (0 < _ -> (_ * _ < _ * _ <-> _ < _)).",
+        # the numerals as holes too
+        "SearchPattern (_ < _ -> _ < _ -> _ * _ < _ * _).", "Search (_ < _ -> _ < _ -> _ * _ < _ * _).",
+        "SearchPattern (_ < _ -> (_ < _ <-> _ * _ < _ * _)).", "SearchPattern (_ < _ -> (_ * _ < _ * _ <-> _ < _)).",
+    ]
 
 
 def test_search_output_is_read_as_lemma_names():
@@ -57,9 +83,11 @@ def test_a_library_lemma_no_tactic_names_is_found_and_the_proof_compiles(coq, tm
     theorem = Theorem("move", "Theorem move : forall n m p : Z, n + p = m <-> n = m - p.", HEADER)
     result = search(theorem, coq, Listed([Candidate("intros", -0.1), Candidate(LEMMA_SEARCH, -1.0)]),
                     SearchConfig(max_expansions=5, tactic_timeout=5, timeout=120))
-    assert result.proved and result.tactics[0] == "intros"
-    # The proof holds the tactic that closed the goal, naming the lemma Search found.
-    assert "Z.add_move_r" in result.tactics[1] and LEMMA_SEARCH not in result.proof
+    # The proof holds the tactic that closed the goal (at the root or after intros), naming the lemma
+    # Search found: Z.add_move_r, or Zorder's Zeq_plus_swap where the prover's prelude loads Zorder.
+    assert result.proved and LEMMA_SEARCH not in result.proof
+    assert re.fullmatch(r"solve \[ (intros; )?eapply (Z\.add_move_r|Zeq_plus_swap); first \[ easy \| eauto \] \]",
+                        result.tactics[-1])
     assert_compiles(theorem, result.proof, tmp_path)
 
 
@@ -73,11 +101,9 @@ def test_a_lemma_with_side_conditions_is_applied_and_they_are_closed(coq):
 
 
 def test_the_step_refuses_goals_without_a_pattern_and_fails_when_no_lemma_closes(coq):
-    theorem = Theorem("nope", "Theorem nope : forall n : Z, n + 1 = n.", HEADER)
-    state = coq.open(theorem)
-    refused = coq.apply(state, LEMMA_SEARCH, 10)
-    assert isinstance(refused, Failed) and refused.rejected  # a product: introduce it first
-    state = coq.apply(state, "intros", 5).state
+    refused = coq.apply(coq.open(Theorem("same", "Theorem same : forall n : Z, n = n.", HEADER)), LEMMA_SEARCH, 10)
+    assert isinstance(refused, Failed) and refused.rejected  # _ = _: nothing to search for
+    state = coq.open(Theorem("nope", "Theorem nope : forall n : Z, n + 1 = n.", HEADER))
     failed = coq.apply(state, LEMMA_SEARCH, 10)
     assert isinstance(failed, Failed) and not failed.rejected and "closes the goal" in failed.message
 
@@ -92,3 +118,28 @@ def test_an_iff_lemma_is_also_applied_in_each_direction(coq):
     assert isinstance(coq.apply(state, "solve [ eapply g_mono; first [ easy | eauto ] ]", 5), Failed)
     outcome = coq.apply(state, LEMMA_SEARCH, 10)
     assert isinstance(outcome, Finished) and outcome.tactic == "solve [ apply -> g_mono; first [ easy | eauto ] ]"
+
+
+def test_a_greater_than_goal_is_searched_as_less_than_and_the_proof_compiles(coq, tmp_path):
+    # The header states its lemma with <; Search finds nothing for the goal as printed, with >.
+    header = HEADER + ("\nDefinition g (n : Z) := n + 1.\n"
+                       "Lemma g_lt : forall a b, a < b -> g a < g b. "
+                       "Proof. unfold g; intros; apply Z.add_lt_mono_r; assumption. Qed.")
+    theorem = Theorem("gt", "Theorem gt : forall a b : Z, b > a -> g b > g a.", header)
+    state = coq.apply(coq.open(theorem), "intros a b", 5).state
+    assert search_results(coq.probe(state, "SearchPattern (_ > _ -> g _ > g _).", 3).output) == []
+    outcome = coq.apply(state, LEMMA_SEARCH, 10)
+    assert isinstance(outcome, Finished) and outcome.tactic.startswith("rewrite ?Z.gt_lt_iff")
+    assert "g_lt" in outcome.tactic
+    result = search(theorem, coq, Listed([Candidate("intros a b", -0.1), Candidate(LEMMA_SEARCH, -1.0)]),
+                    SearchConfig(max_expansions=5, tactic_timeout=5, timeout=120))
+    assert result.proved and "Z.gt_lt_iff" in result.proof
+    assert_compiles(theorem, result.proof, tmp_path)
+
+
+def test_an_implication_is_closed_by_the_iff_lemma_that_states_it(coq):
+    # ~ n < m -> n >= m is nat's Nat.nlt_ge (~ n < m <-> m <= n), once >= reads as <=.
+    theorem = Theorem("nl", "Theorem nl : forall n m : nat, ~ n < m -> n >= m.", "Require Import Arith.")
+    state = coq.apply(coq.open(theorem), "intros n m", 5).state
+    outcome = coq.apply(state, LEMMA_SEARCH, 10)
+    assert isinstance(outcome, Finished) and "Nat.nlt_ge" in outcome.tactic

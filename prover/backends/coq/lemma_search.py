@@ -4,12 +4,15 @@ A library proof is very often one lemma of another module applied (``apply Z.add
 ``now apply Z.pow_gt_lin_r``), a lemma that no earlier proof in reach mentions, so retrieving tactics
 cannot propose it; where the hammer cannot run (a file opened without the prover's libraries) nothing
 else finds it either. Coq can: the first goal's conclusion, with its hypotheses' names (the variables)
-as holes, is a pattern, and ``SearchPattern`` lists the lemmas whose conclusion matches it, ``Search``
-those that hold it anywhere (an ``iff`` one side of which it is); then the same with its numerals as holes
-too (no lemma is about ``3 ^ n``, one is about ``a ^ n``). The step runs these on the state, then
-tries ``solve [ eapply L; first [ easy | eauto ] ]`` for each lemma found, conclusion matches first (an
-iff also as ``apply <- L`` and ``apply -> L``), and runs as the first one that closes the goal: the
-proof records only that tactic.
+and the names of its leading ``forall`` as holes, is a pattern, and ``SearchPattern`` lists the lemmas
+whose conclusion matches it, ``Search`` those that hold it anywhere (an ``iff`` one side of which it
+is); then the same with its numerals as holes too (no lemma is about ``3 ^ n``, one is about
+``a ^ n``). An implication ``A -> B`` is also searched as the iffs ``A <-> B`` and ``B <-> A``, and a goal
+that says ``>`` or ``>=`` also on the state restated with ``<`` and ``<=``, the form lemmas are stated in.
+The step runs these on the state, then tries ``solve [ eapply L; first [ easy | eauto ] ]`` for each
+lemma found, conclusion matches first (an iff also as ``apply <- L`` and ``apply -> L``, a product also
+after ``intros``, and ssreflect's ``apply: L`` where it is loaded), and runs as the first one that
+closes the goal: the proof records only that tactic.
 
 The pattern is made from the goal Coq printed, never from proposed text: the step is the bare word
 ``lemma_search`` (any other sentence that mentions it is an ordinary tactic), and the names it applies
@@ -35,8 +38,16 @@ TRY_SECONDS = 1.0  # for each lemma's try (coqtop's Timeout is in whole seconds)
 _SEP = re.compile(r"^=+$", re.M)
 _RESULT = re.compile(r"^([A-Za-z_][\w'.]*):(?:\s|$)", re.M)
 _IDENT = r"(?<![\w'.]){}(?![\w'])"
-# A conclusion the step cannot use: one to introduce first, or one with binders of its own.
-_BINDERS = re.compile(r"^(?:forall|exists|fun|let)\b|^~|(?<![<\-])->|\bfun\b|\bforall\b|\bexists\b|\bmatch\b")
+# A conclusion the step cannot make a pattern of: local definitions and case analyses (their names and
+# branches). Binders are fine (``is_RInt (fun _ : R => _) _ _ _``), and so is an implication: SearchPattern
+# matches a lemma's last premises with its conclusion, and ``apply`` takes as many premises as it needs.
+_BINDERS = re.compile(r"\b(?:let|match)\b")
+_PRODUCT = re.compile(r"forall\s+([^,]*?),\s*")  # a goal's leading binders
+# ``>`` and ``>=`` (not ``->``, ``<->``, ``=>``, ``>>``): libraries state their lemmas with ``<``/``<=``.
+_GREATER = re.compile(r"(?<![-<=>])>(?!>)")
+# Tactics that restate ``>``/``>=`` as ``<``/``<=`` (nat's, Z's, R's), tried in turn on the state; the first
+# that leaves fewer of them is kept. One naming what is not in scope fails at once.
+FLIPS = ("unfold gt, ge in *", "rewrite ?Z.gt_lt_iff, ?Z.ge_le_iff in *", "unfold Rgt, Rge in *")
 
 
 def is_lemma_search(tactic: str) -> bool:
@@ -51,25 +62,91 @@ def general_pattern(pattern: str) -> str | None:
 
 
 def _specific(pattern: str) -> bool:
-    """Something to match on: a constant's name, or two operators besides equality (``_ < _`` alone
-    would list every lemma about the order)."""
-    rest = re.sub(r"(?<![\w'])_(?![\w'])|%\w+|[\s()=]", "", pattern)
+    """Something to match on: a constant's name, or two operators besides equality and arrows (``_ < _``
+    alone would list every lemma about the order, ``_ -> _`` every lemma). A binder's names and types
+    (``forall n : nat,``) are not something to match on."""
+    bound: set[str] = set()
+
+    def binder(m: re.Match) -> str:
+        bound.update(re.findall(r"[A-Za-z_][\w']*", m.group(1)))
+        return " "
+
+    rest = re.sub(r"\b(?:forall|exists|fun)\b([^,]*?)(?:,|=>)", binder, pattern)
+    rest = re.sub(r"[A-Za-z_][\w'.]*", lambda m: "" if m.group() in bound else m.group(), rest)
+    rest = re.sub(r"(?<![\w'])_(?![\w'])|%\w+|<?->|[\s()=]", "", rest)
     return bool(re.search(r"[A-Za-z]", rest)) or len(rest) >= 2
 
 
+def implication(pattern: str) -> tuple[str, str, str] | None:
+    """``P -> A -> B`` split at its top-level arrows (outside parentheses) as (``P -> ``, ``A``, ``B``);
+    None without one."""
+    depth, arrows = 0, []
+    for m in re.finditer(r"[()]|<?->", pattern):
+        if m.group() == "(":
+            depth += 1
+        elif m.group() == ")":
+            depth -= 1
+        elif depth == 0:
+            arrows.append(m)
+    if not arrows or any(m.group() != "->" for m in arrows):
+        return None
+    start = arrows[-2].end() if len(arrows) > 1 else 0
+    head = pattern[:start].strip()
+    a, b = pattern[start:arrows[-1].start()].strip(), pattern[arrows[-1].end():].strip()
+    return (head + " " if head else "", a, b) if a and b else None
+
+
+def queries(pattern: str) -> list[str]:
+    """The Search commands for a pattern, most precise first. An implication ``A -> B`` is also what an
+    iff ``A <-> B`` (or ``B <-> A``) gives when applied (``apply Nat.nlt_ge`` proves ``~ n < m -> m <= n``),
+    and ``P -> A -> B`` what ``P -> (A <-> B)`` gives (``Z.mul_lt_mono_pos_l``)."""
+    out = []
+    for p in (pattern, general_pattern(pattern)):
+        if not p:
+            continue
+        out += [f"SearchPattern ({p}).", f"Search ({p})."]
+        split = implication(p)
+        if split:
+            head, a, b = split
+            out += [f"SearchPattern ({head}({a} <-> {b})).", f"SearchPattern ({head}({b} <-> {a}))."]
+    return out
+
+
+def greater_count(goals: str) -> int:
+    return len(_GREATER.findall(goals))
+
+
+def _binder_names(header: str) -> list[str]:
+    """The names a ``forall`` binds: ``n m : nat`` or ``(n : nat) (l : list nat)``."""
+    groups = re.findall(r"\(([^()]*)\)", header) or [header]
+    return [n for g in groups for n in re.findall(r"[A-Za-z_][\w']*", g.split(":")[0])]
+
+
 def search_pattern(goals: str) -> str | None:
-    """The first goal's conclusion with each hypothesis name (and each existential) as a hole; None
-    when the conclusion needs introducing first, binds names of its own, or nothing specific is left."""
+    """The first goal's conclusion with each hypothesis name (and each existential) as a hole, and
+    without its leading ``forall`` (the names it binds as holes too: ``apply`` instantiates them just
+    the same); None when it defines or matches, or nothing specific is left."""
     goal = first_goal(goals) if _SEP.search(goals) else None  # a focused goal only
     if goal is None:
         return None
-    names, conclusion = goal.names, goal.conclusion
+    names, conclusion = list(goal.names), goal.conclusion
     if not conclusion or len(conclusion) > MAX_PATTERN or _BINDERS.search(conclusion):
         return None
+    product = _PRODUCT.match(conclusion)
+    if product:
+        names += _binder_names(product.group(1))
+        conclusion = conclusion[product.end():]
     pattern = re.sub(r"\?[\w']+", "_", conclusion)
     for name in sorted(set(names), key=len, reverse=True):
         pattern = re.sub(_IDENT.format(re.escape(name)), "_", pattern)
     return pattern if _specific(pattern) else None
+
+
+def introduces(goals: str) -> bool:
+    """Whether the first goal is a product (``forall``, or an implication): its lemma may also be
+    applied after ``intros``."""
+    goal = first_goal(goals)
+    return bool(goal and (_PRODUCT.match(goal.conclusion) or implication(goal.conclusion)))
 
 
 def search_results(output: str) -> list[tuple[str, bool]]:
@@ -86,14 +163,20 @@ def search_results(output: str) -> list[tuple[str, bool]]:
     return out
 
 
-def tries(name: str, iff: bool) -> list[str]:
+def tries(name: str, iff: bool, intro: bool = False, ssr: bool = False) -> list[str]:
     """How a lemma is tried. ``eapply`` of an iff takes the first side that unifies, and a goal
     ``Z.succ n < Z.succ m`` unifies with either side of ``n < m <-> Z.succ n < Z.succ m``: an iff is also
-    tried in each direction."""
+    tried in each direction. On an implication, also after ``intros`` (``n > m -> m > p -> n > p`` is
+    ``Z.lt_trans`` with the hypotheses found by ``eauto``). Where ssreflect is loaded, also its ``apply:``,
+    whose unification sees through the canonical structures of Coquelicot's and mathcomp's statements
+    where ``eapply``'s does not."""
     close = "first [ easy | eauto ]"
-    out = [f"solve [ eapply {name}; {close} ]"]
-    if iff:
-        out += [f"solve [ apply <- {name}; {close} ]", f"solve [ apply -> {name}; {close} ]"]
+    applies = [f"eapply {name}"] + ([f"apply <- {name}", f"apply -> {name}"] if iff else [])
+    if ssr:
+        applies.append(f"apply: {name}")
+    out = [f"solve [ {a}; {close} ]" for a in applies]
+    if intro:
+        out += [f"solve [ intros; {a}; {close} ]" for a in applies]
     return out
 
 
@@ -112,34 +195,53 @@ class LemmaSearchStep:
     def run(self, host: LemmaSearchHost, state: State, timeout: float) -> Outcome:
         pattern = search_pattern(state.goals)
         if pattern is None:
-            return Failed("lemma_search: the goal gives no pattern to search for (introduce it first)",
-                          rejected=True)
+            return Failed("lemma_search: the goal gives no pattern to search for", rejected=True)
         self.calls += 1
         deadline = time.monotonic() + timeout
-        names: list[str] = []
-        iffs: set[str] = set()
-        queries = [(command, p) for p in (pattern, general_pattern(pattern)) if p
-                   for command in ("SearchPattern", "Search")]
-        for command, p in queries:
-            left = deadline - time.monotonic()
-            if left <= 0 or len(names) >= MAX_LEMMAS:
-                break
-            probe = host.probe(state, f"{command} ({p}).", min(QUERY_SECONDS, left))
-            if probe.timed_out:
-                break
-            for name, iff in search_results(probe.output):
-                if name not in names:
-                    names.append(name)
-                if iff:
-                    iffs.add(name)
+        # Where the goal says > or >=, the search runs on the state restated with < and <= too, and a
+        # lemma found there is applied after the same restating (one sentence, from this state).
+        views = [("", state, pattern)]
+        flip = self._flip(host, state, deadline) if greater_count(state.goals) else None
+        if flip is not None:
+            views.insert(0, flip)
+        found: list[tuple[str, str, bool]] = []  # (restating, lemma, iff)
+        for prefix, view, p in views:
+            for command in queries(p):
+                left = deadline - time.monotonic()
+                if left <= 0 or len(found) >= MAX_LEMMAS:
+                    break
+                probe = host.probe(view, command, min(QUERY_SECONDS, left))
+                if probe.timed_out:
+                    break
+                for name, iff in search_results(probe.output):
+                    if not any(f[0] == prefix and f[1] == name for f in found):
+                        found.append((prefix, name, iff))
+        intro = introduces(state.goals)
+        ssr = True  # until Coq cannot read apply: (ssreflect is not loaded)
         tried = 0
-        for name in names[:MAX_LEMMAS]:
+        for prefix, name, iff in found[:MAX_LEMMAS]:
             tried += 1
-            for step in tries(name, name in iffs):
+            for step in tries(name, iff, intro, ssr):
                 left = deadline - time.monotonic()
                 if left < 0.5:
                     break
-                outcome = host.apply(state, step, min(TRY_SECONDS, left))
+                sentence = f"{prefix}; {step}" if prefix else step
+                outcome = host.apply(state, sentence, min(TRY_SECONDS, left))
                 if isinstance(outcome, (Next, Finished)):
-                    return replace(outcome, tactic=step)
+                    return replace(outcome, tactic=sentence)
+                if "apply:" in step and "Syntax error" in getattr(outcome, "message", ""):
+                    ssr = False
         return Failed(f"lemma_search: none of the {tried} lemmas Search found for {pattern} closes the goal")
+
+    @staticmethod
+    def _flip(host: LemmaSearchHost, state: State, deadline: float) -> tuple[str, State, str] | None:
+        before = greater_count(state.goals)
+        for tactic in FLIPS:
+            left = deadline - time.monotonic()
+            if left < 0.5:
+                return None
+            outcome = host.apply(state, tactic, min(TRY_SECONDS, left))
+            if isinstance(outcome, Next) and greater_count(outcome.state.goals) < before:
+                pattern = search_pattern(outcome.state.goals)
+                return (tactic, outcome.state, pattern) if pattern else None
+        return None
