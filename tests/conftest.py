@@ -1,7 +1,10 @@
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -11,6 +14,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def isolate_lean_dojo_cache() -> None:
+    """Importing lean_dojo creates its cache directory: keep it out of the user's home in tests (a
+    temporary one, removed when the test run ends). Its remote cache never holds a local repository
+    (and would need the network): users set this too."""
+    if "CACHE_DIR" not in os.environ:
+        os.environ["CACHE_DIR"] = tempfile.mkdtemp(prefix="prover-tests-lean-dojo-")
+        atexit.register(shutil.rmtree, os.environ["CACHE_DIR"], True)
+        atexit.register(lambda p=os.environ["CACHE_DIR"] + ".lock": os.path.exists(p) and os.remove(p))
+    os.environ.setdefault("DISABLE_REMOTE_CACHE", "1")
 
 
 def processes_with_marker(marker: str) -> list[int]:

@@ -6,13 +6,10 @@ recorded replies and exits loudly (status 3) on anything else.
 """
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from prover.models.base import Candidate, Generator
 from prover.search.best_first import SearchConfig, search
 from prover.search.tree import EdgeKind
 
-from .conftest import alive, wait_dead
+from .conftest import alive, isolate_lean_dojo_cache, wait_dead
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -130,11 +127,7 @@ def test_goals_read_like_leandojo_state_pp(tmp_path):
         two = b.apply(root, "apply And.intro", 5)
         assert two.state.goals == ("case left\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ p\n\n"
                                    "case right\np q r : Prop\nh1 : p ∧ q\nh2 : q → r\n⊢ r")
-        if "CACHE_DIR" not in os.environ:  # removed when the test run ends
-            os.environ["CACHE_DIR"] = tempfile.mkdtemp(prefix="prover-tests-lean-dojo-")
-            atexit.register(shutil.rmtree, os.environ["CACHE_DIR"], True)
-            atexit.register(lambda p=os.environ["CACHE_DIR"] + ".lock": os.path.exists(p) and os.remove(p))
-        os.environ.setdefault("DISABLE_REMOTE_CACHE", "1")
+        isolate_lean_dojo_cache()
         lean_dojo = pytest.importorskip("lean_dojo", reason="lean-dojo 4.20.0 not installed")
         # LeanDojo's own goal parser reads the text as two goals with their hypotheses.
         parsed = lean_dojo.TacticState(two.state.goals, 1)

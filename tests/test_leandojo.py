@@ -5,10 +5,8 @@ Only the tracing step (a built, traced repository) is patched out: it needs Lean
 """
 from __future__ import annotations
 
-import atexit
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,13 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-# Importing lean_dojo creates its cache directory: keep it out of the user's home in tests. Its remote
-# cache never holds a local repository (and would need the network): users set this too.
-if "CACHE_DIR" not in os.environ:  # removed when the test run ends
-    os.environ["CACHE_DIR"] = tempfile.mkdtemp(prefix="prover-tests-lean-dojo-")
-    atexit.register(shutil.rmtree, os.environ["CACHE_DIR"], True)
-    atexit.register(lambda p=os.environ["CACHE_DIR"] + ".lock": os.path.exists(p) and os.remove(p))
-os.environ.setdefault("DISABLE_REMOTE_CACHE", "1")
+from .conftest import isolate_lean_dojo_cache  # noqa: E402
+
+isolate_lean_dojo_cache()  # before lean_dojo is imported
 ld = pytest.importorskip("lean_dojo", reason="lean-dojo 4.20.0 is not installed (pip install lean-dojo==4.20.0)")
 from lean_dojo.interaction import dojo as dojo_module  # noqa: E402
 
