@@ -15,6 +15,7 @@ from .test_search import Listed, assert_compiles
 
 # BinInt alone: Z's lemmas are in scope, Zorder's and the prover's arithmetic tactics are not.
 HEADER = "Require Import BinInt. Local Open Scope Z_scope."
+CLOSE = r"first \[ easy (\| \w+ )*\| eauto \]"  # how side conditions are closed
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_a_library_lemma_no_tactic_names_is_found_and_the_proof_compiles(coq, tm
     # The proof holds the tactic that closed the goal (at the root or after intros), naming the lemma
     # Search found: Z.add_move_r, or Zorder's Zeq_plus_swap where the prover's prelude loads Zorder.
     assert result.proved and LEMMA_SEARCH not in result.proof
-    assert re.fullmatch(r"solve \[ (intros; )?eapply (Z\.add_move_r|Zeq_plus_swap); first \[ easy \| eauto \] \]",
+    assert re.fullmatch(r"solve \[ (intros; )?eapply (Z\.add_move_r|Zeq_plus_swap); " + CLOSE + r" \]",
                         result.tactics[-1])
     assert_compiles(theorem, result.proof, tmp_path)
 
@@ -117,7 +118,7 @@ def test_an_iff_lemma_is_also_applied_in_each_direction(coq):
     state = coq.apply(coq.open(theorem), "intros", 5).state
     assert isinstance(coq.apply(state, "solve [ eapply g_mono; first [ easy | eauto ] ]", 5), Failed)
     outcome = coq.apply(state, LEMMA_SEARCH, 10)
-    assert isinstance(outcome, Finished) and outcome.tactic == "solve [ apply -> g_mono; first [ easy | eauto ] ]"
+    assert isinstance(outcome, Finished) and re.fullmatch(r"solve \[ apply -> g_mono; " + CLOSE + r" \]", outcome.tactic)
 
 
 def test_a_greater_than_goal_is_searched_as_less_than_and_the_proof_compiles(coq, tmp_path):
@@ -143,3 +144,22 @@ def test_an_implication_is_closed_by_the_iff_lemma_that_states_it(coq):
     state = coq.apply(coq.open(theorem), "intros n m", 5).state
     outcome = coq.apply(state, LEMMA_SEARCH, 10)
     assert isinstance(outcome, Finished) and "Nat.nlt_ge" in outcome.tactic
+
+
+def test_side_conditions_use_lia_where_it_is_loaded_and_the_step_goes_on_without_it_elsewhere(coq):
+    # Z.pow_lt_mono_r : 1 < a -> 0 <= c -> b < c -> a ^ b < a ^ c; 0 <= c and b < c need lia.
+    theorem = Theorem("pl", "Theorem pl : forall a b c : Z, 1 < a -> 0 <= b < c -> a ^ b < a ^ c.", HEADER)
+    state = coq.apply(coq.open(theorem), "intros", 5).state
+    outcome = coq.apply(state, LEMMA_SEARCH, 10)
+    assert isinstance(outcome, Finished) and "Z.pow_lt_mono_r" in outcome.tactic and "| lia |" in outcome.tactic
+    # Without the prover's prelude there is no lia nor lra: Coq says so on the first try, and the tries
+    # go on without them.
+    bare = CoqBackend(CoqConfig(prelude="", statement_libraries="", hammer=HammerConfig(enabled=False)))
+    try:
+        theorem = Theorem("sl", "Theorem sl : forall n m : Z, n < m -> Z.succ n < Z.succ m.", HEADER)
+        state = bare.apply(bare.open(theorem), "intros", 5).state
+        assert "not found" in bare.apply(state, "lia", 5).message
+        outcome = bare.apply(state, LEMMA_SEARCH, 10)
+        assert isinstance(outcome, Finished) and outcome.tactic.endswith("first [ easy | eauto ] ]")
+    finally:
+        bare.close()

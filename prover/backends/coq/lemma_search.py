@@ -163,16 +163,39 @@ def search_results(output: str) -> list[tuple[str, bool]]:
     return out
 
 
-def tries(name: str, iff: bool, intro: bool = False, ssr: bool = False) -> list[str]:
+@dataclass
+class Loaded:
+    """What the file has loaded of the tactics a try may use; each is assumed until Coq says otherwise
+    (a name it cannot find, a syntax it cannot read), once per step."""
+
+    ssr: bool = True  # ssreflect's apply:
+    lia: bool = True
+    lra: bool = True
+
+    def missing(self, step: str, message: str) -> bool:
+        """Whether the try failed only because it uses something not loaded (then it is marked off)."""
+        if "apply:" in step and self.ssr and "Syntax error" in message:
+            self.ssr = False
+            return True
+        for tactic in ("lia", "lra"):
+            if getattr(self, tactic) and f"reference {tactic} was not found" in message:
+                setattr(self, tactic, False)
+                return True
+        return False
+
+
+def tries(name: str, iff: bool, intro: bool = False, loaded: Loaded | None = None) -> list[str]:
     """How a lemma is tried. ``eapply`` of an iff takes the first side that unifies, and a goal
     ``Z.succ n < Z.succ m`` unifies with either side of ``n < m <-> Z.succ n < Z.succ m``: an iff is also
     tried in each direction. On an implication, also after ``intros`` (``n > m -> m > p -> n > p`` is
     ``Z.lt_trans`` with the hypotheses found by ``eauto``). Where ssreflect is loaded, also its ``apply:``,
     whose unification sees through the canonical structures of Coquelicot's and mathcomp's statements
-    where ``eapply``'s does not."""
-    close = "first [ easy | eauto ]"
+    where ``eapply``'s does not. Side conditions are closed by ``easy``, then lia and lra where they are
+    loaded, then ``eauto`` (last: it can succeed on ``0 <= c`` and leave a goal behind)."""
+    loaded = loaded or Loaded(ssr=False, lia=False, lra=False)
+    close = "first [ " + " | ".join(["easy"] + [t for t in ("lia", "lra") if getattr(loaded, t)] + ["eauto"]) + " ]"
     applies = [f"eapply {name}"] + ([f"apply <- {name}", f"apply -> {name}"] if iff else [])
-    if ssr:
+    if loaded.ssr:
         applies.append(f"apply: {name}")
     out = [f"solve [ {a}; {close} ]" for a in applies]
     if intro:
@@ -217,20 +240,21 @@ class LemmaSearchStep:
                     if not any(f[0] == prefix and f[1] == name for f in found):
                         found.append((prefix, name, iff))
         intro = introduces(state.goals)
-        ssr = True  # until Coq cannot read apply: (ssreflect is not loaded)
+        loaded = Loaded()
         tried = 0
         for prefix, name, iff in found[:MAX_LEMMAS]:
             tried += 1
-            for step in tries(name, iff, intro, ssr):
+            k = 0
+            while k < len(steps := tries(name, iff, intro, loaded)):
                 left = deadline - time.monotonic()
                 if left < 0.5:
                     break
-                sentence = f"{prefix}; {step}" if prefix else step
+                sentence = f"{prefix}; {steps[k]}" if prefix else steps[k]
                 outcome = host.apply(state, sentence, min(TRY_SECONDS, left))
                 if isinstance(outcome, (Next, Finished)):
                     return replace(outcome, tactic=sentence)
-                if "apply:" in step and "Syntax error" in getattr(outcome, "message", ""):
-                    ssr = False
+                if not loaded.missing(steps[k], getattr(outcome, "message", "")):
+                    k += 1  # else the same try again, without what is missing
         return Failed(f"lemma_search: none of the {tried} lemmas Search found for {pattern} closes the goal")
 
     @staticmethod
