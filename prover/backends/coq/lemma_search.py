@@ -41,7 +41,7 @@ _IDENT = r"(?<![\w'.]){}(?![\w'])"
 # A conclusion the step cannot make a pattern of: local definitions and case analyses (their names and
 # branches). Binders are fine (``is_RInt (fun _ : R => _) _ _ _``), and so is an implication: SearchPattern
 # matches a lemma's last premises with its conclusion, and ``apply`` takes as many premises as it needs.
-_BINDERS = re.compile(r"\b(?:let|match)\b")
+_REFUSED = re.compile(r"\b(?:let|match)\b")
 _PRODUCT = re.compile(r"forall\s+([^,]*?),\s*")  # a goal's leading binders
 # ``>`` and ``>=`` (not ``->``, ``<->``, ``=>``, ``>>``): libraries state their lemmas with ``<``/``<=``.
 _GREATER = re.compile(r"(?<![-<=>])>(?!>)")
@@ -130,7 +130,7 @@ def search_pattern(goals: str) -> str | None:
     if goal is None:
         return None
     names, conclusion = list(goal.names), goal.conclusion
-    if not conclusion or len(conclusion) > MAX_PATTERN or _BINDERS.search(conclusion):
+    if not conclusion or len(conclusion) > MAX_PATTERN or _REFUSED.search(conclusion):
         return None
     product = _PRODUCT.match(conclusion)
     if product:
@@ -184,7 +184,7 @@ class Loaded:
         return False
 
 
-def tries(name: str, iff: bool, intro: bool = False, loaded: Loaded | None = None) -> list[str]:
+def tries(name: str, iff: bool, intro: bool, loaded: Loaded) -> list[str]:
     """How a lemma is tried. ``eapply`` of an iff takes the first side that unifies, and a goal
     ``Z.succ n < Z.succ m`` unifies with either side of ``n < m <-> Z.succ n < Z.succ m``: an iff is also
     tried in each direction. On an implication, also after ``intros`` (``n > m -> m > p -> n > p`` is
@@ -192,7 +192,6 @@ def tries(name: str, iff: bool, intro: bool = False, loaded: Loaded | None = Non
     whose unification sees through the canonical structures of Coquelicot's and mathcomp's statements
     where ``eapply``'s does not. Side conditions are closed by ``easy``, then lia and lra where they are
     loaded, then ``eauto`` (last: it can succeed on ``0 <= c`` and leave a goal behind)."""
-    loaded = loaded or Loaded(ssr=False, lia=False, lra=False)
     close = "first [ " + " | ".join(["easy"] + [t for t in ("lia", "lra") if getattr(loaded, t)] + ["eauto"]) + " ]"
     applies = [f"eapply {name}"] + ([f"apply <- {name}", f"apply -> {name}"] if iff else [])
     if loaded.ssr:
@@ -224,7 +223,7 @@ class LemmaSearchStep:
         # Where the goal says > or >=, the search runs on the state restated with < and <= too, and a
         # lemma found there is applied after the same restating (one sentence, from this state).
         views = [("", state, pattern)]
-        flip = self._flip(host, state, deadline) if greater_count(state.goals) else None
+        flip = self._flip(host, state, deadline)
         if flip is not None:
             views.insert(0, flip)
         found: list[tuple[str, str, bool]] = []  # (restating, lemma, iff)
@@ -260,6 +259,8 @@ class LemmaSearchStep:
     @staticmethod
     def _flip(host: LemmaSearchHost, state: State, deadline: float) -> tuple[str, State, str] | None:
         before = greater_count(state.goals)
+        if not before:
+            return None
         for tactic in FLIPS:
             left = deadline - time.monotonic()
             if left < 0.5:
