@@ -513,8 +513,8 @@ class CoqBackend(Closing):
             self._unanswered += 1  # that prompt answered nothing we sent
 
     def _show(self) -> str:
-        """Fetch the goals of the tip again (the pipelined Show was interrupted). Show does not
-        change the proof, so its state is left on top of the tactic's."""
+        """Fetch the goals of the tip again (coqtop printed none, or the pipelined Show was interrupted).
+        Show does not change the proof, so its state is left on top of the tactic's."""
         return self._send("Show.", self.config.open_timeout).output
 
     def _interrupt(self, group: bool = True) -> _Reply | None:
