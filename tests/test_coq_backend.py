@@ -65,6 +65,19 @@ def test_failures_and_rejections(coq):
     assert isinstance(coq.apply(root, "intros; lia", 5), Finished)
 
 
+def test_a_tactic_that_leaves_an_evar_gives_a_state_with_the_evar_in_its_goal(coq):
+    # Coq heads such goals "1 focused goal (shelved: 1)"; they were read as no goals at all.
+    theorem = Theorem("ex", "Theorem ex : forall m : nat, exists k, k + k = m + m.")
+    witness = coq.apply(coq.open(theorem), "intros; eexists", 5)
+    assert isinstance(witness, Next)
+    assert witness.state.goals == "1 goal\nm : nat\n============================\n?k + ?k = m + m"
+    assert isinstance(coq.apply(witness.state, "reflexivity", 5), Finished)
+    # A tactic that leaves only shelved evars has not finished the proof.
+    shelf = Theorem("sh", "Theorem sh : forall P : nat -> Prop, (forall k, P k) -> exists k, P k.")
+    state = coq.apply(coq.open(shelf), "intros P H; eexists", 5).state
+    assert not isinstance(coq.apply(state, "apply H", 5), Finished)
+
+
 def test_a_tactic_that_changes_nothing_still_reports_goals(coq):
     root = coq.open(NAT)
     same = coq.apply(root, "idtac", 5)

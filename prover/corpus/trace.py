@@ -98,7 +98,7 @@ def hypothesis_names(goals: str) -> tuple[str, ...]:
 
 
 def goal_count(goals: str) -> int:
-    m = re.match(r"^(\d+) goals?\b", goals)
+    m = re.match(r"^(\d+) (?:focused )?goals?\b", goals)
     return int(m.group(1)) if m else 0
 
 

@@ -66,7 +66,7 @@ def first_goal(goals: str) -> Goal | None:
         return None
     lines = text.splitlines()
     count = 1
-    m = re.match(r"^(\d+) goals?\b", lines[0]) if lines else None
+    m = re.match(r"^(\d+) (?:focused )?goals?\b", lines[0]) if lines else None
     if m:
         count = int(m.group(1))
         lines = lines[1:]

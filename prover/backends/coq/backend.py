@@ -44,7 +44,9 @@ STANDARD_AXIOMS = (
 _PROMPT = re.compile(r"<prompt>(\S*) < (\d+) \|([^|]*)\| (\d+) < </prompt>")
 _TAG = re.compile(r"<(infomsg|warning)>.*?</\1>", re.S)
 _ID = re.compile(r" \(ID \d+\)")
-_GOALS_HEAD = re.compile(r"^\d+ goals?\b")
+# "2 goals", or "1 focused goal (shelved: 1)" where a tactic left an evar to instantiate (eexists, eapply)
+_GOALS_HEAD = re.compile(r"^\d+ (?:focused )?goals?\b")
+_SHELVED_HEAD = re.compile(r"^(\d+) focused (goals?)(?: \(shelved: \d+\))?")
 _MISSING_LIBRARY = re.compile(r"Cannot find (?:a physical path bound to logical path|library)\s+(\S+?)\.?"
                               r"(?:\s|$)")
 _CHUNK_BYTES = 16384  # sentences written at once while loading a file: far below a pipe's buffer
@@ -95,8 +97,11 @@ class _Reply:
 
 
 def normalize_goals(text: str) -> str:
-    """Goals as the model reads them: no volatile '(ID n)', no indentation, no blank padding."""
+    """Goals as the model reads them: no volatile '(ID n)', no indentation, no blank padding, and
+    "N goals" where Coq says "N focused goals (shelved: k)"."""
     lines = [_ID.sub("", line).rstrip() for line in text.strip("\n").splitlines()]
+    if lines:  # one header for every state: the shelved evars show in the goals themselves (?k)
+        lines[0] = _SHELVED_HEAD.sub(r"\1 \2", lines[0])
     lines = [line[2:] if line.startswith("  ") else line for line in lines]
     out = [line for i, line in enumerate(lines) if line.strip() or (0 < i < len(lines) - 1 and
                                                                     lines[i + 1].startswith("goal "))]
