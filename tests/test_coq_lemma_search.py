@@ -163,3 +163,22 @@ def test_side_conditions_use_lia_where_it_is_loaded_and_the_step_goes_on_without
         assert isinstance(outcome, Finished) and outcome.tactic.endswith("first [ easy | eauto ] ]")
     finally:
         bare.close()
+
+
+def test_an_existential_is_searched_with_its_witness_an_evar_and_the_proof_compiles(coq, tmp_path):
+    # No lemma is about reaches; after eexists the goal is ?k + ?k = 2 * m, which twice states.
+    header = ("Require Import Arith Lia.\nDefinition reaches (n : nat) := exists k, k + k = n.\n"
+              "Lemma twice : forall k, k + k = 2 * k. Proof. intros; lia. Qed.")
+    theorem = Theorem("rc", "Theorem rc : forall m, reaches (2 * m).", header)
+    root = coq.open(theorem)
+    assert search_results(coq.probe(root, "Search (reaches (2 * _)).", 3).output) == []
+    outcome = coq.apply(root, LEMMA_SEARCH, 15)
+    assert isinstance(outcome, Finished) and outcome.tactic.startswith("intros; eexists; solve [")
+    result = search(theorem, coq, Listed([Candidate(LEMMA_SEARCH, -1.0)]),
+                    SearchConfig(max_expansions=3, tactic_timeout=5, timeout=120))
+    assert result.proved and "eexists" in result.proof
+    assert_compiles(theorem, result.proof, tmp_path)
+    # eexists on a goal that is no existential adds no witness: nothing more is searched.
+    state = coq.open(Theorem("nope", "Theorem nope : forall n : nat, n + 1 = n.", header))
+    failed = coq.apply(state, LEMMA_SEARCH, 10)
+    assert isinstance(failed, Failed) and "closes the goal" in failed.message

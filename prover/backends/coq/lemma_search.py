@@ -8,7 +8,8 @@ and the names of its leading ``forall`` as holes, is a pattern, and ``SearchPatt
 whose conclusion matches it, ``Search`` those that hold it anywhere (an ``iff`` one side of which it
 is); then the same with its numerals as holes too (no lemma is about ``3 ^ n``, one is about
 ``a ^ n``). An implication ``A -> B`` is also searched as the iffs ``A <-> B`` and ``B <-> A``, and a goal
-that says ``>`` or ``>=`` also on the state restated with ``<`` and ``<=``, the form lemmas are stated in.
+that says ``>`` or ``>=`` also on the state restated with ``<`` and ``<=``, the form lemmas are stated in,
+and an existential (``ex_RInt f a b``) also after ``eexists``, with its witness an evar (``is_RInt f a b ?If``).
 The step runs these on the state, then tries ``solve [ eapply L; first [ easy | eauto ] ]`` for each
 lemma found, conclusion matches first (an iff also as ``apply <- L`` and ``apply -> L``, a product also
 after ``intros``, and ssreflect's ``apply: L`` where it is loaded), and runs as the first one that
@@ -31,6 +32,7 @@ from .hammer import Probe
 
 LEMMA_SEARCH = "lemma_search"
 MAX_LEMMAS = 24  # lemmas tried per state, conclusion matches first
+MAX_WITNESS_LEMMAS = 12  # more, for the goal with its witness an evar (after eexists)
 MAX_PATTERN = 300  # characters: a longer conclusion matches too little to be worth a query
 QUERY_SECONDS = 3.0  # for each Search command
 TRY_SECONDS = 1.0  # for each lemma's try (coqtop's Timeout is in whole seconds)
@@ -42,6 +44,8 @@ _IDENT = r"(?<![\w'.]){}(?![\w'])"
 # branches). Binders are fine (``is_RInt (fun _ : R => _) _ _ _``), and so is an implication: SearchPattern
 # matches a lemma's last premises with its conclusion, and ``apply`` takes as many premises as it needs.
 _REFUSED = re.compile(r"\b(?:let|match)\b")
+_EVAR = re.compile(r"\?[A-Za-z_][\w']*")
+_APPLY = re.compile(r"\b(?:eapply |apply <- |apply -> |apply: )")
 _PRODUCT = re.compile(r"forall\s+([^,]*?),\s*")  # a goal's leading binders
 # ``>`` and ``>=`` (not ``->``, ``<->``, ``=>``, ``>>``): libraries state their lemmas with ``<``/``<=``.
 _GREATER = re.compile(r"(?<![-<=>])>(?!>)")
@@ -110,6 +114,11 @@ def queries(pattern: str) -> list[str]:
             head, a, b = split
             out += [f"SearchPattern ({head}({a} <-> {b})).", f"SearchPattern ({head}({b} <-> {a}))."]
     return out
+
+
+def _goal_count(goals: str) -> int:
+    m = re.match(r"\s*(\d+) goals?\b", goals)
+    return int(m.group(1)) if m else (1 if goals.strip() else 0)
 
 
 def greater_count(goals: str) -> int:
@@ -202,6 +211,11 @@ def tries(name: str, iff: bool, intro: bool, loaded: Loaded) -> list[str]:
     return out
 
 
+def _interleave(a: list, b: list) -> list:
+    out = [x for pair in zip(a, b) for x in pair]
+    return out + a[len(b):] + b[len(a):]
+
+
 class LemmaSearchHost(Protocol):
     def probe(self, state: State, sentence: str, timeout: float) -> Probe: ...
 
@@ -226,22 +240,16 @@ class LemmaSearchStep:
         flip = self._flip(host, state, deadline)
         if flip is not None:
             views.insert(0, flip)
-        found: list[tuple[str, str, bool]] = []  # (restating, lemma, iff)
-        for prefix, view, p in views:
-            for command in queries(p):
-                left = deadline - time.monotonic()
-                if left <= 0 or len(found) >= MAX_LEMMAS:
-                    break
-                probe = host.probe(view, command, min(QUERY_SECONDS, left))
-                if probe.timed_out:
-                    break
-                for name, iff in search_results(probe.output):
-                    if not any(f[0] == prefix and f[1] == name for f in found):
-                        found.append((prefix, name, iff))
+        found = self._search(host, views, deadline, MAX_LEMMAS)
+        # A goal that is an existential (or a definition that unfolds to one, Coquelicot's ex_RInt) is
+        # also searched with its witness an evar; those lemmas are tried in turn with the others.
+        witness = self._witness(host, state, deadline)
+        if witness is not None:
+            found = _interleave(found, self._search(host, [witness], deadline, MAX_WITNESS_LEMMAS))
         intro = introduces(state.goals)
         loaded = Loaded()
         tried = 0
-        for prefix, name, iff in found[:MAX_LEMMAS]:
+        for prefix, name, iff in found:
             tried += 1
             k = 0
             while k < len(steps := tries(name, iff, intro, loaded)):
@@ -250,11 +258,53 @@ class LemmaSearchStep:
                     break
                 sentence = f"{prefix}; {steps[k]}" if prefix else steps[k]
                 outcome = host.apply(state, sentence, min(TRY_SECONDS, left))
-                if isinstance(outcome, (Next, Finished)):
+                if isinstance(outcome, Next) and not _SEP.search(outcome.state.goals):
+                    # Closed, but for evars on the shelf (a witness's proof: RiemannInt ?pr): again,
+                    # with them as goals for the closers, or the state is one no tactic can work on.
+                    sentence = _APPLY.sub(r"unshelve \g<0>", sentence, count=1)
+                    outcome = host.apply(state, sentence, min(TRY_SECONDS, max(0.5, deadline - time.monotonic())))
+                if isinstance(outcome, Finished) or isinstance(outcome, Next) and _SEP.search(outcome.state.goals):
                     return replace(outcome, tactic=sentence)
                 if not loaded.missing(steps[k], getattr(outcome, "message", "")):
                     k += 1  # else the same try again, without what is missing
         return Failed(f"lemma_search: none of the {tried} lemmas Search found for {pattern} closes the goal")
+
+    @staticmethod
+    def _search(host: LemmaSearchHost, views: list[tuple[str, State, str]], deadline: float,
+                limit: int) -> list[tuple[str, str, bool]]:
+        """The lemmas Search lists for each view's pattern, as (restating, lemma, iff), at most limit."""
+        found: list[tuple[str, str, bool]] = []
+        for prefix, view, p in views:
+            for command in queries(p):
+                left = deadline - time.monotonic()
+                if left <= 0 or len(found) >= limit:
+                    return found[:limit]
+                probe = host.probe(view, command, min(QUERY_SECONDS, left))
+                if probe.timed_out:
+                    break
+                for name, iff in search_results(probe.output):
+                    if not any(f[0] == prefix and f[1] == name for f in found):
+                        found.append((prefix, name, iff))
+        return found[:limit]
+
+    @staticmethod
+    def _witness(host: LemmaSearchHost, state: State, deadline: float) -> tuple[str, State, str] | None:
+        """The state after ``eexists`` (after ``intros`` on a product), when that leaves one goal that
+        holds a new evar, the witness: ``ex_RInt f a b`` becomes ``is_RInt f a b ?If``, which lemmas
+        state. eexists on a conjunction or an equation adds no evar, and is not kept."""
+        left = deadline - time.monotonic()
+        if left < 0.5:
+            return None
+        tactic = "intros; eexists" if introduces(state.goals) else "eexists"
+        outcome = host.apply(state, tactic, min(TRY_SECONDS, left))
+        if not isinstance(outcome, Next) or _goal_count(outcome.state.goals) != _goal_count(state.goals):
+            return None
+        before, after = first_goal(state.goals), first_goal(outcome.state.goals)
+        if before is None or after is None or \
+                len(_EVAR.findall(after.conclusion)) <= len(_EVAR.findall(before.conclusion)):
+            return None
+        pattern = search_pattern(outcome.state.goals)
+        return (tactic, outcome.state, pattern) if pattern else None
 
     @staticmethod
     def _flip(host: LemmaSearchHost, state: State, deadline: float) -> tuple[str, State, str] | None:
