@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends.base import BackendCrash, InitError
-from ..backends.coq.backend import _GOALS_HEAD, CoqBackend, CoqConfig, _NoAnswer, _Reply, normalize_goals
+from ..backends.coq.backend import CoqBackend, CoqConfig, _NoAnswer, _Reply, normalize_goals
+from ..learning.goals import GOALS_HEAD, goal_count
 from ..backends.coq.text import CoqSyntaxError, Sentence, split_sentences
 from ..backends.process import ProcessLimits
 from .records import Step, TheoremRecord
@@ -97,11 +98,6 @@ def hypothesis_names(goals: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def goal_count(goals: str) -> int:
-    m = re.match(r"^(\d+) (?:focused )?goals?\b", goals)
-    return int(m.group(1)) if m else 0
-
-
 def command_word(sentence: str) -> str | None:
     """The vernacular command a sentence starts with, or None for a tactic (or bullet, brace)."""
     m = _DECL.match(sentence)
@@ -172,7 +168,7 @@ class FileTracer(CoqBackend):
 
     def _goals_after(self, reply: _Reply) -> str:
         text = reply.output
-        if not (text == "No more goals." or _GOALS_HEAD.match(text)):
+        if not (text == "No more goals." or GOALS_HEAD.match(text)):
             text = self._show()
         return normalize_goals(text)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# "2 goals", or "1 focused goal (shelved: 1)" where a tactic left an evar to instantiate (eexists, eapply)
+GOALS_HEAD = re.compile(r"^(\d+) (?:focused )?goals?\b")
 _SEP = re.compile(r"^=+$", re.M)
 _NEXT_GOAL = re.compile(r"\n\s*\n?goal \d+ (?:\([^)]*\) )?is:", re.M)
 # "x, y : T" or "x := v : T": names at the start of an unindented line.
@@ -59,6 +61,12 @@ def _split_body(text: str) -> tuple[str, str | None]:
     return text[cut + 3:].strip(), text[:cut].strip()
 
 
+def goal_count(goals: str) -> int:
+    """How many goals the text's header says there are; 0 without one (``No more goals.``)."""
+    m = GOALS_HEAD.match(goals)
+    return int(m.group(1)) if m else 0
+
+
 def first_goal(goals: str) -> Goal | None:
     """The first goal of a goals text, or None when there is none (a finished proof, an empty text)."""
     text = goals.strip("\n")
@@ -66,7 +74,7 @@ def first_goal(goals: str) -> Goal | None:
         return None
     lines = text.splitlines()
     count = 1
-    m = re.match(r"^(\d+) (?:focused )?goals?\b", lines[0]) if lines else None
+    m = GOALS_HEAD.match(lines[0]) if lines else None
     if m:
         count = int(m.group(1))
         lines = lines[1:]

@@ -18,6 +18,7 @@ from typing import Callable
 
 import pexpect
 
+from ...learning.goals import GOALS_HEAD
 from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
                    Outcome, State, Theorem, TimedOut)
 from .document import CoqFileTheorem, sendable
@@ -44,8 +45,6 @@ STANDARD_AXIOMS = (
 _PROMPT = re.compile(r"<prompt>(\S*) < (\d+) \|([^|]*)\| (\d+) < </prompt>")
 _TAG = re.compile(r"<(infomsg|warning)>.*?</\1>", re.S)
 _ID = re.compile(r" \(ID \d+\)")
-# "2 goals", or "1 focused goal (shelved: 1)" where a tactic left an evar to instantiate (eexists, eapply)
-_GOALS_HEAD = re.compile(r"^\d+ (?:focused )?goals?\b")
 _SHELVED_HEAD = re.compile(r"^(\d+) focused (goals?)(?: \(shelved: \d+\))?")
 _MISSING_LIBRARY = re.compile(r"Cannot find (?:a physical path bound to logical path|library)\s+(\S+?)\.?"
                               r"(?:\s|$)")
@@ -256,7 +255,7 @@ class CoqBackend(Closing):
             raise InitError(f"{opening} fails: {reply.error}")
         self._root_sid = reply.sid
         self._branch = []
-        if not _GOALS_HEAD.match(goals):
+        if not GOALS_HEAD.match(goals):
             # Reopened on a live coqtop after BackTo, the statement can get the evar ids of the goals
             # printed last, and coqtop then prints none: ask for them.
             goals = normalize_goals(self._show())
@@ -452,11 +451,11 @@ class CoqBackend(Closing):
         self._branch.append((sentence, reply.sid))
         new_path = path + (sentence,)
         text = reply.output
-        if not (text == "No more goals." or _GOALS_HEAD.match(text)):
+        if not (text == "No more goals." or GOALS_HEAD.match(text)):
             text = show.output if show.error is None else self._show()
         if text == "No more goals.":
             return Finished(State(new_path, ""))
-        if not _GOALS_HEAD.match(text):
+        if not GOALS_HEAD.match(text):
             return Failed(f"no goals to work on: {text}")
         return Next(State(new_path, normalize_goals(text)))
 

@@ -116,11 +116,6 @@ def queries(pattern: str) -> list[str]:
     return out
 
 
-def _goal_count(goals: str) -> int:
-    m = re.match(r"\s*(\d+) goals?\b", goals)
-    return int(m.group(1)) if m else (1 if goals.strip() else 0)
-
-
 def greater_count(goals: str) -> int:
     return len(_GREATER.findall(goals))
 
@@ -211,6 +206,11 @@ def tries(name: str, iff: bool, intro: bool, loaded: Loaded) -> list[str]:
     return out
 
 
+def _focused(state: State) -> bool:
+    """Whether the state has a goal to work on (not only evars on the shelf)."""
+    return bool(_SEP.search(state.goals))
+
+
 def _interleave(a: list, b: list) -> list:
     out = [x for pair in zip(a, b) for x in pair]
     return out + a[len(b):] + b[len(a):]
@@ -243,10 +243,10 @@ class LemmaSearchStep:
         found = self._search(host, views, deadline, MAX_LEMMAS)
         # A goal that is an existential (or a definition that unfolds to one, Coquelicot's ex_RInt) is
         # also searched with its witness an evar; those lemmas are tried in turn with the others.
-        witness = self._witness(host, state, deadline)
+        intro = introduces(state.goals)
+        witness = self._witness(host, state, intro, deadline)
         if witness is not None:
             found = _interleave(found, self._search(host, [witness], deadline, MAX_WITNESS_LEMMAS))
-        intro = introduces(state.goals)
         loaded = Loaded()
         tried = 0
         for prefix, name, iff in found:
@@ -258,12 +258,12 @@ class LemmaSearchStep:
                     break
                 sentence = f"{prefix}; {steps[k]}" if prefix else steps[k]
                 outcome = host.apply(state, sentence, min(TRY_SECONDS, left))
-                if isinstance(outcome, Next) and not _SEP.search(outcome.state.goals):
+                if isinstance(outcome, Next) and not _focused(outcome.state):
                     # Closed, but for evars on the shelf (a witness's proof: RiemannInt ?pr): again,
                     # with them as goals for the closers, or the state is one no tactic can work on.
                     sentence = _APPLY.sub(r"unshelve \g<0>", sentence, count=1)
                     outcome = host.apply(state, sentence, min(TRY_SECONDS, max(0.5, deadline - time.monotonic())))
-                if isinstance(outcome, Finished) or isinstance(outcome, Next) and _SEP.search(outcome.state.goals):
+                if isinstance(outcome, Finished) or isinstance(outcome, Next) and _focused(outcome.state):
                     return replace(outcome, tactic=sentence)
                 if not loaded.missing(steps[k], getattr(outcome, "message", "")):
                     k += 1  # else the same try again, without what is missing
@@ -288,19 +288,19 @@ class LemmaSearchStep:
         return found[:limit]
 
     @staticmethod
-    def _witness(host: LemmaSearchHost, state: State, deadline: float) -> tuple[str, State, str] | None:
-        """The state after ``eexists`` (after ``intros`` on a product), when that leaves one goal that
-        holds a new evar, the witness: ``ex_RInt f a b`` becomes ``is_RInt f a b ?If``, which lemmas
-        state. eexists on a conjunction or an equation adds no evar, and is not kept."""
+    def _witness(host: LemmaSearchHost, state: State, intro: bool, deadline: float) -> tuple[str, State, str] | None:
+        """The state after ``eexists`` (after ``intros`` on a product), when that leaves as many goals,
+        the first holding a new evar, the witness: ``ex_RInt f a b`` becomes ``is_RInt f a b ?If``, which
+        lemmas state. eexists on a conjunction (two goals) or an equation (no evar) is not kept."""
         left = deadline - time.monotonic()
         if left < 0.5:
             return None
-        tactic = "intros; eexists" if introduces(state.goals) else "eexists"
+        tactic = "intros; eexists" if intro else "eexists"
         outcome = host.apply(state, tactic, min(TRY_SECONDS, left))
-        if not isinstance(outcome, Next) or _goal_count(outcome.state.goals) != _goal_count(state.goals):
+        if not isinstance(outcome, Next):
             return None
         before, after = first_goal(state.goals), first_goal(outcome.state.goals)
-        if before is None or after is None or \
+        if before is None or after is None or after.count != before.count or \
                 len(_EVAR.findall(after.conclusion)) <= len(_EVAR.findall(before.conclusion)):
             return None
         pattern = search_pattern(outcome.state.goals)
