@@ -15,7 +15,7 @@ from .test_search import Listed, assert_compiles
 
 # BinInt alone: Z's lemmas are in scope, Zorder's and the prover's arithmetic tactics are not.
 HEADER = "Require Import BinInt. Local Open Scope Z_scope."
-CLOSE = r"first \[ easy (\| \w+ )*\| eauto \]"  # how side conditions are closed
+CLOSE = r"first \[ eassumption \| easy (\| \w+ )*\| eauto \]"  # how side conditions are closed
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_side_conditions_use_lia_where_it_is_loaded_and_the_step_goes_on_without
         state = bare.apply(bare.open(theorem), "intros", 5).state
         assert "not found" in bare.apply(state, "lia", 5).message
         outcome = bare.apply(state, LEMMA_SEARCH, 10)
-        assert isinstance(outcome, Finished) and outcome.tactic.endswith("first [ easy | eauto ] ]")
+        assert isinstance(outcome, Finished) and outcome.tactic.endswith("first [ eassumption | easy | eauto ] ]")
     finally:
         bare.close()
 
@@ -173,7 +173,7 @@ def test_an_existential_is_searched_with_its_witness_an_evar_and_the_proof_compi
     root = coq.open(theorem)
     assert search_results(coq.probe(root, "Search (reaches (2 * _)).", 3).output) == []
     outcome = coq.apply(root, LEMMA_SEARCH, 15)
-    assert isinstance(outcome, Finished) and outcome.tactic.startswith("intros; eexists; solve [")
+    assert isinstance(outcome, Finished) and outcome.tactic.startswith("intros; repeat match goal") and "; eexists; solve [" in outcome.tactic
     result = search(theorem, coq, Listed([Candidate(LEMMA_SEARCH, -1.0)]),
                     SearchConfig(max_expansions=3, tactic_timeout=5, timeout=120))
     assert result.proved and "eexists" in result.proof
@@ -182,3 +182,22 @@ def test_an_existential_is_searched_with_its_witness_an_evar_and_the_proof_compi
     state = coq.open(Theorem("nope", "Theorem nope : forall n : nat, n + 1 = n.", header))
     failed = coq.apply(state, LEMMA_SEARCH, 10)
     assert isinstance(failed, Failed) and "closes the goal" in failed.message
+
+
+def test_existential_hypotheses_are_taken_apart_for_the_witness_and_the_proof_compiles(coq, tmp_path):
+    # reaches a and reaches b hold their witnesses; dbl_add needs them (dbl ?k = a, dbl ?l = b), which
+    # only the hypotheses taken apart give, with the evars instantiated from them.
+    header = ("Require Import Arith.\nDefinition dbl (k : nat) := k + k.\n"
+              "Definition reaches (n : nat) := exists k, dbl k = n.\n"
+              "Lemma dbl_add : forall a b k l, dbl k = a -> dbl l = b -> dbl (k + l) = a + b.\n"
+              "Proof. unfold dbl; intros; subst; ring. Qed.")
+    theorem = Theorem("ra", "Theorem ra : forall a b, reaches a -> reaches b -> reaches (a + b).", header)
+    root = coq.open(theorem)
+    assert isinstance(coq.apply(root, "solve [ intros; eexists; eapply dbl_add; first [ eassumption | eauto ] ]", 5),
+                      Failed)
+    outcome = coq.apply(root, LEMMA_SEARCH, 15)
+    assert isinstance(outcome, Finished) and "destruct H" in outcome.tactic and "dbl_add" in outcome.tactic
+    result = search(theorem, coq, Listed([Candidate(LEMMA_SEARCH, -1.0)]),
+                    SearchConfig(max_expansions=3, tactic_timeout=5, timeout=120))
+    assert result.proved and "dbl_add" in result.proof
+    assert_compiles(theorem, result.proof, tmp_path)

@@ -9,8 +9,9 @@ whose conclusion matches it, ``Search`` those that hold it anywhere (an ``iff`` 
 is); then the same with its numerals as holes too (no lemma is about ``3 ^ n``, one is about
 ``a ^ n``). An implication ``A -> B`` is also searched as the iffs ``A <-> B`` and ``B <-> A``, and a goal
 that says ``>`` or ``>=`` also on the state restated with ``<`` and ``<=``, the form lemmas are stated in,
-and an existential (``ex_RInt f a b``) also after ``eexists``, with its witness an evar (``is_RInt f a b ?If``).
-The step runs these on the state, then tries ``solve [ eapply L; first [ easy | eauto ] ]`` for each
+and an existential (``ex_RInt f a b``) also after ``eexists``, with its witness an evar (``is_RInt f a b ?If``)
+and the existentials among its hypotheses taken apart (``ex_RInt f a b`` gives ``x`` and ``is_RInt f a b x``).
+The step runs these on the state, then tries ``solve [ eapply L; first [ eassumption | easy | eauto ] ]`` for each
 lemma found, conclusion matches first (an iff also as ``apply <- L`` and ``apply -> L``, a product also
 after ``intros``, and ssreflect's ``apply: L`` where it is loaded), and runs as the first one that
 closes the goal: the proof records only that tactic.
@@ -52,6 +53,11 @@ _GREATER = re.compile(r"(?<![-<=>])>(?!>)")
 # Tactics that restate ``>``/``>=`` as ``<``/``<=`` (nat's, Z's, R's), tried in turn on the state; the first
 # that leaves fewer of them is kept. One naming what is not in scope fails at once.
 FLIPS = ("unfold gt, ge in *", "rewrite ?Z.gt_lt_iff, ?Z.ge_le_iff in *", "unfold Rgt, Rge in *")
+# Takes apart each hypothesis that is an existential or unfolds to one (``ex_RInt f a b``), so that its
+# witness and its proof are hypotheses the lemma's premises can be closed with (``is_RInt f a b x``).
+DESTRUCT_EXISTS = ("repeat match goal with H : ?T |- _ => let U := eval hnf in T in "
+                   "match U with ex _ => destruct H | ex2 _ _ => destruct H | sig _ => destruct H "
+                   "| sigT _ => destruct H end end")
 
 
 def is_lemma_search(tactic: str) -> bool:
@@ -194,9 +200,11 @@ def tries(name: str, iff: bool, intro: bool, loaded: Loaded) -> list[str]:
     tried in each direction. On an implication, also after ``intros`` (``n > m -> m > p -> n > p`` is
     ``Z.lt_trans`` with the hypotheses found by ``eauto``). Where ssreflect is loaded, also its ``apply:``,
     whose unification sees through the canonical structures of Coquelicot's and mathcomp's statements
-    where ``eapply``'s does not. Side conditions are closed by ``easy``, then lia and lra where they are
-    loaded, then ``eauto`` (last: it can succeed on ``0 <= c`` and leave a goal behind)."""
-    close = "first [ " + " | ".join(["easy"] + [t for t in ("lia", "lra") if getattr(loaded, t)] + ["eauto"]) + " ]"
+    where ``eapply``'s does not. Side conditions are closed by a hypothesis (``eassumption``: its evars
+    instantiated from it, ``?f x = g x`` by ``f x = g x``, where ``easy`` would pick ``?f := g``), then
+    ``easy``, then lia and lra where they are loaded, then ``eauto`` (last: it can succeed on ``0 <= c``
+    and leave a goal behind)."""
+    close = "first [ " + " | ".join(["eassumption", "easy"] + [t for t in ("lia", "lra") if getattr(loaded, t)] + ["eauto"]) + " ]"
     applies = [f"eapply {name}"] + ([f"apply <- {name}", f"apply -> {name}"] if iff else [])
     if loaded.ssr:
         applies.append(f"apply: {name}")
@@ -289,13 +297,14 @@ class LemmaSearchStep:
 
     @staticmethod
     def _witness(host: LemmaSearchHost, state: State, intro: bool, deadline: float) -> tuple[str, State, str] | None:
-        """The state after ``eexists`` (after ``intros`` on a product), when that leaves as many goals,
-        the first holding a new evar, the witness: ``ex_RInt f a b`` becomes ``is_RInt f a b ?If``, which
-        lemmas state. eexists on a conjunction (two goals) or an equation (no evar) is not kept."""
+        """The state after ``eexists`` (after ``intros`` on a product, and with the existentials among the
+        hypotheses taken apart), when that leaves as many goals, the first holding a new evar, the
+        witness: ``ex_RInt f a b`` becomes ``is_RInt f a b ?If``, which lemmas state. eexists on a
+        conjunction (two goals) or an equation (no evar) is not kept."""
         left = deadline - time.monotonic()
         if left < 0.5:
             return None
-        tactic = "intros; eexists" if intro else "eexists"
+        tactic = f"intros; {DESTRUCT_EXISTS}; eexists" if intro else f"{DESTRUCT_EXISTS}; eexists"
         outcome = host.apply(state, tactic, min(TRY_SECONDS, left))
         if not isinstance(outcome, Next):
             return None
