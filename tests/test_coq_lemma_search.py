@@ -201,3 +201,20 @@ def test_existential_hypotheses_are_taken_apart_for_the_witness_and_the_proof_co
                     SearchConfig(max_expansions=3, tactic_timeout=5, timeout=120))
     assert result.proved and "dbl_add" in result.proof
     assert_compiles(theorem, result.proof, tmp_path)
+
+
+def test_search_answers_are_kept_for_the_theorem_and_asked_again_for_another(coq):
+    # Both theorems search _ < g _; each header names its lemma differently.
+    def header(lemma):
+        return (f"Require Import Arith.\nDefinition g (n : nat) := S n.\n"
+                f"Lemma {lemma} : forall n, n < g n. Proof. unfold g; auto. Qed.")
+    root = coq.open(Theorem("t1", "Theorem t1 : forall n : nat, n < g n.", header("g_up")))
+    first = coq.apply(root, LEMMA_SEARCH, 10)
+    assert isinstance(first, Finished) and "g_up" in first.tactic
+    asked = coq.lemma_search.queries
+    # After intros the pattern is the same: the answers kept serve it, no Search runs.
+    again = coq.apply(coq.apply(root, "intros n", 5).state, LEMMA_SEARCH, 10)
+    assert isinstance(again, Finished) and "g_up" in again.tactic and coq.lemma_search.queries == asked
+    other = coq.apply(coq.open(Theorem("t2", "Theorem t2 : forall n : nat, n < g n.", header("g_above"))),
+                      LEMMA_SEARCH, 10)
+    assert isinstance(other, Finished) and "g_above" in other.tactic and coq.lemma_search.queries > asked

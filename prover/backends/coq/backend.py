@@ -384,6 +384,15 @@ class CoqBackend(Closing):
         self._write(sentences)
         self._arrive(k, path)
 
+    def _context(self) -> tuple[str, str]:
+        """What the open theorem's statement lives in (the prelude, then the header): where a step's
+        cached answers (hammer's, Search's) hold."""
+        if isinstance(self._theorem, CoqFileTheorem):
+            prelude = self.config.prelude if self._theorem.add_imports else ""
+        else:
+            prelude = self.config.statement_prelude
+        return (prelude, self._theorem.header)
+
     def apply(self, state: State, tactic: str, timeout: float) -> Outcome:
         """Route, tactic and Show go out in one write and are answered in order (no round trip
         between them); Show is there because coqtop prints goals only when their evar ids differ
@@ -394,11 +403,9 @@ class CoqBackend(Closing):
             if isinstance(self._theorem, CoqFileTheorem) and not self._theorem.add_imports:
                 return Failed("the hammer step in a file needs the prover's imports (--add-imports): its "
                               "reconstruction tactics come from Hammer.Tactics", rejected=True)
-            context = self.config.prelude if isinstance(self._theorem, CoqFileTheorem) \
-                else self.config.statement_prelude
-            return self.hammer.run(self, state, tactic, timeout, (context, self._theorem.header))
+            return self.hammer.run(self, state, tactic, timeout, self._context())
         if is_lemma_search(tactic):  # Search's lemmas tried in turn; it runs as the first that closes the goal
-            return self.lemma_search.run(self, state, timeout)
+            return self.lemma_search.run(self, state, timeout, self._context())
         sentence, why = check_tactic(tactic)
         if sentence is None:
             return Failed(why, rejected=True)
