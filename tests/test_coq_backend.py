@@ -65,6 +65,19 @@ def test_failures_and_rejections(coq):
     assert isinstance(coq.apply(root, "intros; lia", 5), Finished)
 
 
+def test_induction_and_destruct_print_the_same_goals_but_are_different_states(coq):
+    # Coq prints the second goal's conclusion only; its hypotheses (the induction's IHn) are the detail.
+    state = coq.apply(coq.open(Theorem("ind", "Theorem ind : forall n : nat, n + 0 = n.")), "intros", 5).state
+    assert state.detail == ""  # one goal: nothing hidden
+    cases = coq.apply(state, "destruct n", 5).state
+    induction = coq.apply(state, "induction n", 5).state
+    assert cases.goals == induction.goals and "goal 2 is:" in cases.goals
+    assert "IHn" in induction.detail and "IHn" not in cases.detail
+    # and the induction's state is still the one Coq continues from
+    assert isinstance(coq.apply(coq.apply(induction, "reflexivity", 5).state, "simpl; rewrite IHn; reflexivity", 5),
+                      Finished)
+
+
 def test_a_tactic_that_leaves_an_evar_gives_a_state_with_the_evar_in_its_goal(coq):
     # Coq heads such goals "1 focused goal (shelved: 1)"; they were read as no goals at all.
     theorem = Theorem("ex", "Theorem ex : forall m : nat, exists k, k + k = m + m.")

@@ -26,6 +26,10 @@ class State:
 
     key: object
     goals: str  # pretty-printed goals: exactly the text a model reads
+    # What else tells this state apart from another with the same printed goals, not for models: Coq
+    # prints only the first goal's hypotheses, so destruct n and induction n print the same goals, and
+    # only the second goal's hypotheses (the induction hypothesis) differ.
+    detail: str = ""
 
 
 @dataclass(frozen=True)

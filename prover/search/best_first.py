@@ -287,7 +287,7 @@ class _Search:
             edge.message = check.message
             self.rejected.append(check.message)
         elif isinstance(outcome, Next):
-            existing = self.tree.find(outcome.state.goals)
+            existing = self.tree.find(outcome.state)
             if existing is not None:
                 edge.kind, edge.dst = EdgeKind.DUPLICATE, existing.id
             else:

@@ -60,10 +60,14 @@ class Node:
         return self.state.goals
 
 
+def _identity(state: State) -> tuple[str, str]:
+    return (state.goals, state.detail)
+
+
 class SearchTree:
     def __init__(self, root: State) -> None:
         self.nodes: list[Node] = [Node(0, root, 0, 0.0)]
-        self._by_goals: dict[str, int] = {root.goals: 0}
+        self._by_goals: dict[tuple[str, str], int] = {_identity(root): 0}
         self.edges: list[Edge] = []
         self.max_depth = 0
 
@@ -71,15 +75,16 @@ class SearchTree:
     def root(self) -> Node:
         return self.nodes[0]
 
-    def find(self, goals: str) -> Node | None:
-        i = self._by_goals.get(goals)
+    def find(self, state: State) -> Node | None:
+        """The node with the same goals (and the same detail the backend gave), if any."""
+        i = self._by_goals.get(_identity(state))
         return None if i is None else self.nodes[i]
 
     def add_node(self, state: State, parent: Edge, cost: float) -> Node:
         src = self.nodes[parent.src]
         node = Node(len(self.nodes), state, src.depth + 1, cost, parent)
         self.nodes.append(node)
-        self._by_goals[state.goals] = node.id
+        self._by_goals[_identity(state)] = node.id
         self.max_depth = max(self.max_depth, node.depth)
         parent.dst = node.id
         return node

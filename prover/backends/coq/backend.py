@@ -18,7 +18,7 @@ from typing import Callable
 
 import pexpect
 
-from ...learning.goals import GOALS_HEAD
+from ...learning.goals import GOALS_HEAD, goal_count
 from ..base import (Closing, BackendCrash, BackendInfo, CheckResult, Failed, Finished, InitError, Next,
                    Outcome, State, Theorem, TimedOut)
 from .document import CoqFileTheorem, sendable
@@ -464,7 +464,14 @@ class CoqBackend(Closing):
             return Finished(State(new_path, ""))
         if not GOALS_HEAD.match(text):
             return Failed(f"no goals to work on: {text}")
-        return Next(State(new_path, normalize_goals(text)))
+        goals = normalize_goals(text)
+        return Next(State(new_path, goals, self._second_goal() if goal_count(goals) > 1 else ""))
+
+    def _second_goal(self) -> str:
+        """The second goal in full, hypotheses included (Show prints only its conclusion): what tells
+        induction n from destruct n apart. One more sentence, for states with several goals only."""
+        reply = self._send("Show 2.", self.config.open_timeout)
+        return "" if reply.error else normalize_goals(reply.output)
 
     def probe(self, state: State, sentence: str, timeout: float) -> Probe:
         """Run ``sentence`` on ``state`` for the messages it prints, then undo it; stop whatever it
