@@ -368,3 +368,16 @@ def test_a_tactic_whose_allowance_is_spent_still_runs_when_nothing_else_is_left(
     # The root's timeout spends the step's allowance; after intros it is the only untried step left.
     assert result.proved and result.tactics == ["intros", step]
     assert [e.kind for e in result.tree.edges if e.tactic == step] == [EdgeKind.TIMEOUT, EdgeKind.FINISHED]
+
+
+def test_induction_is_not_taken_for_the_case_split_that_prints_the_same_goals(coq, tmp_path):
+    # destruct t and induction t print the same goals (Coq shows the second goal's conclusion only); the
+    # case split comes first and cannot close the Node case, the induction can.
+    theorem = Theorem("tree_size", "Theorem tree_size : forall t : tree, 1 <= size t.",
+                      "Require Import Lia. Inductive tree := Leaf | Node (l r : tree).\n"
+                      "Fixpoint size t := match t with Leaf => 1 | Node l r => size l + size r end.")
+    tactics = ["intros", "destruct t", "induction t", "simpl; lia"]
+    result = search(theorem, coq, Listed([Candidate(t, -0.1 * k) for k, t in enumerate(tactics)]), QUICK)
+    assert result.proved, result.failure_message
+    assert "induction t" in result.tactics and "destruct t" not in result.tactics, result.tactics
+    assert_compiles(theorem, result.proof, tmp_path)

@@ -2,7 +2,8 @@
 
 A node is proved when one of its edges finishes the proof or leads to a proved node; it fails
 when it has been expanded and every edge failed or leads to a failed node. States that print the
-same goals are one node (the first path that reached them is kept), so edges may join nodes.
+same goals (and the same detail, which a backend gives where its printed goals hide a difference) are
+one node (the first path that reached them is kept), so edges may join nodes.
 """
 from __future__ import annotations
 
