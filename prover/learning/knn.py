@@ -23,9 +23,11 @@ from .features import FeatureConfig, Featurizer
 from .goals import Goal, first_goal
 from .index import FeatureIndex, IndexArrays
 from .names import Target, decode_used, encode_used, name_map, rename, used_hypotheses
+from .steps import first_step
 
 KIND = "prover-knn"
 EXACT = 1.0 - 1e-9  # similarity of a stored state with the query's very features
+STEP_BEST = 1.0 - 1e-6  # the best similarity a first step is credited with: below EXACT
 VERSION = 1
 _ARRAYS = ("keys", "indptr", "rows", "ex_indptr", "ex_cols", "tactic_of", "tactics_blob", "tactics_offsets",
            "contexts_blob", "contexts_offsets")
@@ -41,6 +43,9 @@ class KnnConfig:
     # breaking ties; "vote" by summed weights; "exact" as vote, but the tactics of stored states with the
     # very same features (similarity 1) first.
     ranking: str = "exact"
+    # A compound tactic's vote also goes, times this, to its first step (learning/steps.py): the
+    # neighbour's sentence may fail here where its first step moves the proof on.
+    step_share: float = 0.5
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -50,7 +55,7 @@ class KnnConfig:
     @classmethod
     def from_json(cls, d: dict) -> "KnnConfig":
         return cls(FeatureConfig.from_json(d.get("features", {})),
-                   **{k: d[k] for k in ("neighbours", "temperature", "normalize", "ranking") if k in d})
+                   **{k: d[k] for k in ("neighbours", "temperature", "normalize", "ranking", "step_share") if k in d})
 
 
 def usable_tactic(tactic: str) -> str | None:
@@ -194,16 +199,24 @@ class KnnModel:
                 if used is None:
                     used = self._used_cache[sid] = decode_used(context)
                 tactic = rename(tactic, name_map(used, target))
-            s = votes.get(tactic)
-            if s is None:
-                votes[tactic] = Suggestion(tactic, 0.0, w, sim)
-            else:
-                s.votes += w
+            self._vote(votes, tactic, w, sim)
+            step = first_step(tactic) if self.config.step_share > 0 else None
+            if step is not None:  # never an exact match: the stored state's own sentence was the compound
+                self._vote(votes, step, w * self.config.step_share, min(sim, STEP_BEST))
         total = sum(s.votes for s in votes.values())
         ranked = sorted(votes.values(), key=self._rank_key)[:n]
         for s in ranked:
             s.logprob = math.log(s.votes / total)
         return ranked
+
+    @staticmethod
+    def _vote(votes: dict[str, Suggestion], tactic: str, weight: float, sim: float) -> None:
+        s = votes.get(tactic)
+        if s is None:
+            votes[tactic] = Suggestion(tactic, 0.0, weight, sim)
+        else:
+            s.votes += weight
+            s.best = max(s.best, sim)
 
     def forget_after(self, size: int) -> None:
         """Forget the states learned after the model held ``size`` (a theorem's file context)."""
