@@ -388,3 +388,65 @@ def test_local_premises_rank_by_rare_shared_features_and_prefer_the_nearer_lemma
     assert ranked[0][1] == pytest.approx(5.2 / 5.3) and 0 < ranked[2][1] < 1
     premises.truncate(1)
     assert [name for name, _ in premises.rank("g", 4)] == ["a"]
+
+
+@pytest.mark.parametrize("tactic, step", [
+    ("rewrite <- add_opp_r, opp_add_distr", "rewrite <- add_opp_r"),
+    ("rewrite 2 opp_involutive, add_comm", "rewrite 2 opp_involutive"),
+    ("induction n; simpl; auto", "induction n"),
+    ("split; [apply H | lia]", "split"),
+    ("destruct (in_app_or _ _ _ H); auto", "destruct (in_app_or _ _ _ H)"),
+    ("rewrite A by lia; auto", "rewrite A by lia"),
+    ("rewrite A, B in H", None),  # its clause belongs to both rewrites
+    ("rewrite A, B at 2", None),
+    ("now rewrite A, B", None),  # a finisher: without now it is another tactic
+    ("try (rewrite A; auto)", None),
+    ("do 2 (split; auto)", None),
+    ("match goal with H : _ |- _ => destruct H; auto end", None),  # the ; is the branch's
+    ("intros", None),
+])
+def test_the_first_step_of_a_compound_tactic(tactic, step):
+    from prover.learning.steps import first_step
+
+    assert first_step(tactic) == step
+
+
+ZADD_SUB_OPP_R = "Coq.Numbers.Integer.Abstract.ZAdd.ZAddProp.sub_opp_r"
+
+
+def test_a_neighbours_sentence_that_fails_here_still_offers_its_first_step(model_file):
+    """ZAdd's sub_opp_r (held out) is `rewrite <- add_opp_r; now rewrite opp_involutive`. The file's
+    earlier proofs say `rewrite <- add_opp_r, opp_add_distr` and the like on similar states; those fail
+    here, their first step is the proof's first step."""
+    from dataclasses import replace
+
+    from prover.backends.base import Failed, Finished, Next
+    from prover.backends.coq.backend import CoqBackend
+    from prover.learning.context import earlier_proof_steps
+    from prover.runs import coqlib
+    from prover.search.best_first import SearchConfig, search
+
+    theorem = coqlib.load("test", [ZADD_SUB_OPP_R], None)[0].theorem
+    context = earlier_proof_steps(theorem)
+    generator = KnnGenerator.load(model_file)
+    assert generator.learn(list(context.steps)) > 0
+    backend = CoqBackend()
+    try:
+        root = backend.open(theorem)
+        offered = [c.tactic for c in generator.generate(root.goals, 32)]
+        compounds = [t for t in offered if t.startswith("rewrite <- add_opp_r,")]
+        assert compounds and "rewrite <- add_opp_r" in offered, offered
+        assert offered.index("rewrite <- add_opp_r") < 8, offered
+        for t in compounds:
+            assert isinstance(backend.apply(root, t, 10), Failed)
+        step = backend.apply(root, "rewrite <- add_opp_r", 10)
+        assert isinstance(step, Next)
+        assert isinstance(backend.apply(step.state, "now rewrite opp_involutive", 10), Finished)
+        # Without the first steps' votes, it is not offered: no stored state says it alone.
+        generator.model.config = replace(generator.model.config, step_share=0.0)
+        assert "rewrite <- add_opp_r" not in [c.tactic for c in generator.generate(root.goals, 32)]
+        generator.model.config = replace(generator.model.config, step_share=0.5)
+        result = search(theorem, backend, generator, SearchConfig(timeout=60, tactic_timeout=5))
+        assert result.proved and result.tactics[0] == "rewrite <- add_opp_r", result.tactics
+    finally:
+        backend.close()
