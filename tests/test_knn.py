@@ -450,3 +450,35 @@ def test_a_neighbours_sentence_that_fails_here_still_offers_its_first_step(model
         assert result.proved and result.tactics[0] == "rewrite <- add_opp_r", result.tactics
     finally:
         backend.close()
+
+
+def test_first_steps_take_at_most_their_slots_and_never_push_out_whole_sentences(model_file):
+    """On sub_opp_r (the file's earlier proofs learned) several first steps are offered that no
+    neighbour ran alone. Capped at one, the best of them stays, and the other places among the answers
+    go to the whole sentences, in the order they had without the cap."""
+    from dataclasses import replace
+
+    from prover.backends.coq.backend import CoqBackend
+    from prover.learning.context import earlier_proof_steps
+    from prover.runs import coqlib
+
+    theorem = coqlib.load("test", [ZADD_SUB_OPP_R], None)[0].theorem
+    generator = KnnGenerator.load(model_file)
+    assert generator.learn(list(earlier_proof_steps(theorem).steps)) > 0
+    backend = CoqBackend()
+    try:
+        goals = backend.open(theorem).goals
+    finally:
+        backend.close()
+    model = generator.model
+    model.config = replace(model.config, step_slots=10**6)
+    every = model.suggest(goals, 10**6)
+    steps = [s.tactic for s in every if not s.whole]
+    whole = [s.tactic for s in every if s.whole]
+    assert len(steps) >= 2 and len(whole) >= 32, (steps, whole)
+    assert "rewrite <- add_opp_r" in steps  # no neighbour ran it alone (the test above)
+    model.config = replace(model.config, step_slots=1)
+    capped = model.suggest(goals, 32)
+    assert [s.tactic for s in capped if not s.whole] == steps[:1]
+    assert [s.tactic for s in capped if s.whole] == whole[:31]
+    assert [s.tactic for s in capped] == [s.tactic for s in every if s.tactic in {c.tactic for c in capped}]

@@ -46,6 +46,9 @@ class KnnConfig:
     # A compound tactic's vote also goes, times this, to its first step (learning/steps.py): the
     # neighbour's sentence may fail here where its first step moves the proof on.
     step_share: float = 0.5
+    # At most this many such first steps (none of the neighbours ran it whole) among a state's
+    # answers: more would push whole sentences that prove the goal past the search's candidate cut.
+    step_slots: int = 3
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -55,7 +58,8 @@ class KnnConfig:
     @classmethod
     def from_json(cls, d: dict) -> "KnnConfig":
         return cls(FeatureConfig.from_json(d.get("features", {})),
-                   **{k: d[k] for k in ("neighbours", "temperature", "normalize", "ranking", "step_share") if k in d})
+                   **{k: d[k] for k in ("neighbours", "temperature", "normalize", "ranking", "step_share",
+                                                    "step_slots") if k in d})
 
 
 def usable_tactic(tactic: str) -> str | None:
@@ -78,6 +82,7 @@ class Suggestion:
     logprob: float
     votes: float  # summed weight of the neighbours that proposed it
     best: float  # the best similarity among them
+    whole: bool = True  # False: only offered as the first step of neighbours' compound sentences
 
 
 class KnnModel:
@@ -199,24 +204,34 @@ class KnnModel:
                 if used is None:
                     used = self._used_cache[sid] = decode_used(context)
                 tactic = rename(tactic, name_map(used, target))
-            self._vote(votes, tactic, w, sim)
+            self._vote(votes, tactic, w, sim, True)
             step = first_step(tactic) if self.config.step_share > 0 else None
             if step is not None:  # never an exact match: the stored state's own sentence was the compound
-                self._vote(votes, step, w * self.config.step_share, min(sim, STEP_BEST))
+                self._vote(votes, step, w * self.config.step_share, min(sim, STEP_BEST), False)
         total = sum(s.votes for s in votes.values())
-        ranked = sorted(votes.values(), key=self._rank_key)[:n]
+        ranked: list[Suggestion] = []
+        steps = 0
+        for s in sorted(votes.values(), key=self._rank_key):
+            if len(ranked) == n:
+                break
+            if not s.whole:
+                if steps == self.config.step_slots:
+                    continue
+                steps += 1
+            ranked.append(s)
         for s in ranked:
             s.logprob = math.log(s.votes / total)
         return ranked
 
     @staticmethod
-    def _vote(votes: dict[str, Suggestion], tactic: str, weight: float, sim: float) -> None:
+    def _vote(votes: dict[str, Suggestion], tactic: str, weight: float, sim: float, whole: bool) -> None:
         s = votes.get(tactic)
         if s is None:
-            votes[tactic] = Suggestion(tactic, 0.0, weight, sim)
+            votes[tactic] = Suggestion(tactic, 0.0, weight, sim, whole)
         else:
             s.votes += weight
             s.best = max(s.best, sim)
+            s.whole = s.whole or whole
 
     def forget_after(self, size: int) -> None:
         """Forget the states learned after the model held ``size`` (a theorem's file context)."""
